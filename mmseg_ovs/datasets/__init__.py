@@ -1,0 +1,2 @@
+"""Datasets (DATASETS) and transforms (TRANSFORMS)."""
+from . import transforms  # noqa: F401

@@ -1,0 +1,1 @@
+"""Thin helpers around open_clip: building CLIP models from local weights, tokenisation, templates."""
