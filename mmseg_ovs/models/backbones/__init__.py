@@ -1,1 +1,5 @@
 """Registered backbones."""
+from .open_clip_convnext import OpenCLIPConvNeXt
+from .open_clip_vit import OpenCLIPViT
+
+__all__ = ['OpenCLIPViT', 'OpenCLIPConvNeXt']
