@@ -1,1 +1,2 @@
 """Registered segmentors."""
+from .dense_clip_baseline import DenseCLIPBaseline  # noqa: F401
