@@ -1,0 +1,24 @@
+# CLIP ViT-B/16 (training-free) on ade150, PixelCLIP protocol (its "CLIP" rows): short side 640
+# (max 2560), squash to 320x320, PixelCLIP's dense last block, features bilinear to 64x64,
+# 8 'imagenet_select' templates, no background, no sliding window.
+_base_ = ['../../_base_/default_runtime.py', '../../_base_/models/dense_clip_vitb16.py',
+          '../../_base_/datasets/ade150.py']
+default_scope = 'mmseg'
+custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
+
+model = dict(
+    class_names='ade150',
+    class_names_variant=None,
+    templates='imagenet_select',
+    dense_mode='pixelclip',
+    bg_thresh=None,
+    logit_scale=100.0,
+    test_cfg=dict(mode='whole', squash_size=(320, 320), feature_size=(64, 64)))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    # detectron2 ResizeShortestEdge(640, max 2560): PIL bilinear (antialiased when shrinking)
+    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow', interpolation='bilinear'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -1,0 +1,47 @@
+"""Shared set-up for tools/train.py and tools/test.py (not a registry component)."""
+import os
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:  # run from a clone without `pip install -e .`
+    sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+
+
+def load_config(path: str, cfg_options=None, work_dir=None, launcher: str = 'none') -> Config:
+    """Read a config, apply ``--cfg-options`` and the work dir, and pick the DDP backend.
+
+    ``work_dir`` precedence: CLI > config > ``./work_dirs/<config stem>``. Without CUDA the
+    distributed backend is switched to gloo, so ``dist_train.sh`` also runs on CPU-only machines.
+    """
+    import mmseg_ovs  # noqa: F401  registers components and the checkpoint allow-list
+
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    if launcher != 'none' and not torch.cuda.is_available():
+        env_cfg = cfg.setdefault('env_cfg', {})
+        env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    return cfg
+
+
+def build_runner(cfg: Config):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def set_local_rank(args) -> None:
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)

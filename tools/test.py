@@ -1,0 +1,67 @@
+"""Evaluate a checkpoint with the MMEngine runner (mIoU etc. from the config's test_evaluator).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--show-dir DIR] [--cfg-options ...]
+    bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [same args]
+"""
+import argparse
+import os
+
+from mmengine.config import DictAction
+
+from _runner_utils import build_runner, load_config, set_local_rank
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test (evaluate) a segmentor (mmseg_ovs)')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='directory for the evaluation metrics')
+    parser.add_argument('--out', help='directory in which to save the predicted label maps')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='directory where painted images are saved')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. model.test_cfg.bg_thresh=0.5')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--tta', action='store_true', help='test time augmentation')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    set_local_rank(args)
+    return args
+
+
+def enable_visualization(cfg, args):
+    """Turn on the config's SegVisualizationHook for --show / --show-dir."""
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise RuntimeError('--show/--show-dir need a `visualization=dict(type="SegVisualizationHook")` '
+                           'entry in default_hooks')
+    hook = hooks['visualization']
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer['save_dir'] = args.show_dir
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        enable_visualization(cfg, args)
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+        os.makedirs(args.out, exist_ok=True)
+    runner = build_runner(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
