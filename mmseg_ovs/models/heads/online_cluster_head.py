@@ -86,8 +86,12 @@ class OnlineClusterHead(BaseModule):
         gen = torch.Generator().manual_seed(self.init_seed)
         self.prompt_word_ids = torch.randint(text_encoder.vocab_size - 10,
                                              (self.num_clusters, self.prompt_length), generator=gen)
-        init = weight.detach()[self.prompt_word_ids.to(weight.device)].clone().float()
-        self.prompt_tokens = nn.Parameter(init)
+        init = weight.detach()[self.prompt_word_ids.to(weight.device)].float()
+        if self.prompt_tokens is None:
+            self.prompt_tokens = nn.Parameter(init.clone())
+        else:  # re-initialise in place (after pretrained weights were loaded; keeps optimizer refs)
+            with torch.no_grad():
+                self.prompt_tokens.copy_(init)
 
     def prompted_token_embeddings(self, token_embedding: nn.Module) -> torch.Tensor:
         """(k, T, D) template embeddings with the placeholder slots replaced by the prompts."""

@@ -1,0 +1,237 @@
+"""PixelCLIPSegmentor: CLIP fine-tuned with unlabeled masks (Shin et al., NeurIPS 2024)."""
+import copy
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import BaseSegmentor
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import ConfigType, OptConfigType, OptSampleList, SampleList
+from torch import Tensor
+
+from mmseg_ovs.datasets.class_names import load_class_names
+from ..backbones.pixelclip_dense_vit import PixelCLIPDenseViT
+from .momentum_teacher import momentum_update_
+
+CLIP_MEAN = (122.7709383, 116.7460125, 104.09373615)
+CLIP_STD = (68.5005327, 66.6321579, 70.3231630)
+
+
+def unpack_mask_bits(packed: Tensor, num: int) -> Tensor:
+    """(ceil(n/8), H, W) uint8 little-endian bit planes -> (n, H, W) bool, on packed's device."""
+    shifts = torch.arange(8, device=packed.device, dtype=torch.uint8).view(1, 8, 1, 1)
+    bits = (packed.unsqueeze(1) >> shifts) & 1
+    return bits.reshape(-1, *packed.shape[-2:])[:num].bool()
+
+
+@MODELS.register_module()
+class PixelCLIPSegmentor(BaseSegmentor):
+    """Student CLIP image encoder + frozen text encoder + momentum teacher + OnlineClusterHead.
+
+    Training (``loss``), per batch: the student encodes the strong view squashed to
+    ``clip_resolution``; the teacher is EMA-updated (gamma 0.999, multiply-then-add, bit-exact with
+    the official code) *before* it encodes the weak view; :class:`OnlineClusterHead` clusters the
+    unlabeled masks on teacher features and trains the student + prompts + decoder with sigmoid BCE.
+
+    Inference (``predict``) is plain dense CLIP: squash to ``clip_resolution`` (aspect not kept),
+    dense features bilinear to ``feature_size`` (64x64), L2-normalise, cosine with the class
+    embeddings (``imagenet_select`` templates, averaged; fp32 by default, set the text encoder's
+    ``cache_dtype='float16'`` for the official ViT fp16 classifier), bilinear to the original size.
+
+    Inputs come from a data preprocessor WITHOUT mean/std: images are 0-255 RGB and normalised here
+    with the CLIP mean/std *before* any float resize (as the official code). In training the inputs
+    hold the weak view in channels 0-2 and the strong view in channels 3-5 (see
+    ``PackPixelCLIPInputs``); data samples carry ``unlabeled_masks`` (bool (n, H, W)) or
+    ``unlabeled_masks_packed`` (uint8 bit planes) + ``metainfo['num_unlabeled_masks']``.
+
+    Args:
+        backbone: :class:`PixelCLIPDenseViT` (or ``OpenCLIPConvNeXt``) config.
+        text_encoder: :class:`OpenCLIPTextEncoder` config (always frozen).
+        decode_head: :class:`OnlineClusterHead` config.
+        finetune: ``'attention'`` (ViT: ``attn.*`` of all blocks + positional embedding) or ``'full'``
+            (whole image tower, ConvNeXt).
+        ema_gamma: teacher momentum (0.999).
+        clip_resolution: (h, w) student/teacher/test input size (320 ViT, 640 ConvNeXt).
+        feature_size: test-time feature upsample (64, 64).
+        class_names: test vocabulary: benchmark key, ``cls_*.txt`` path or list (optional for training).
+        templates: test templates (``'imagenet_select'``).
+        load_pretrained: load the CLIP weights at build time (besides ``init_weights``).
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 text_encoder: ConfigType,
+                 decode_head: ConfigType,
+                 finetune: str = 'attention',
+                 ema_gamma: float = 0.999,
+                 clip_resolution: Sequence[int] = (320, 320),
+                 feature_size: Sequence[int] = (64, 64),
+                 class_names: Union[str, Sequence, None] = None,
+                 templates: Union[str, Sequence[str]] = 'imagenet_select',
+                 load_pretrained: bool = False,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if finetune not in ('attention', 'full'):
+            raise ValueError(f"finetune must be 'attention' or 'full', got {finetune!r}")
+        self.backbone = MODELS.build(backbone)
+        text_encoder = dict(text_encoder)
+        text_encoder['frozen'] = True
+        text_encoder.setdefault('templates', templates)
+        self.text_encoder = MODELS.build(text_encoder)
+        if load_pretrained:
+            for m in (self.backbone, self.text_encoder):
+                if getattr(m, 'pretrained', None):
+                    m.init_weights()
+        self.decode_head = MODELS.build(decode_head)
+        self.decode_head.init_prompts(self.text_encoder)
+        self.finetune = finetune
+        self.ema_gamma = float(ema_gamma)
+        self.clip_resolution = tuple(clip_resolution)
+        self.feature_size = tuple(feature_size)
+        self.align_corners = False
+        self.train_cfg, self.test_cfg = train_cfg, test_cfg
+        self.register_buffer('clip_mean', torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('clip_std', torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+        self._set_trainable()
+        # the teacher is an EMA copy of the whole image tower; frozen, updated only by EMA
+        self.teacher = copy.deepcopy(self.backbone).requires_grad_(False)
+        self.class_names = None
+        if class_names is not None:
+            self.set_vocabulary(class_names, templates)
+
+    # ------------------------------------------------------------------ setup
+    def _set_trainable(self) -> None:
+        self.text_encoder.requires_grad_(False)
+        for name, p in self.backbone.visual.named_parameters():
+            if self.finetune == 'full':
+                p.requires_grad_(True)
+            else:  # official: name contains "attn" or "position"
+                p.requires_grad_('attn' in name or 'position' in name)
+
+    def init_weights(self):
+        super().init_weights()
+        # the official teacher is a copy of the *loaded* CLIP and prompts are drawn from its token table
+        self.sync_teacher()
+        self.decode_head.init_prompts(self.text_encoder)
+
+    @torch.no_grad()
+    def sync_teacher(self) -> None:
+        torch._foreach_copy_(list(self.teacher.parameters()), list(self.backbone.parameters()))
+
+    def set_vocabulary(self, class_names, templates=None) -> None:
+        if isinstance(class_names, str):
+            classes = load_class_names(class_names)
+        else:
+            classes = [[c] if isinstance(c, str) else list(c) for c in class_names]
+        if not classes:
+            raise ValueError('empty vocabulary')
+        self.class_names = classes
+        self.num_classes = self.out_channels = len(classes)
+        self.text_encoder.set_vocabulary(classes, templates=templates)
+
+    # ------------------------------------------------------------------ features
+    def normalize(self, img: Tensor) -> Tensor:
+        return (img.float() - self.clip_mean) / self.clip_std
+
+    def squash(self, img: Tensor) -> Tensor:
+        return F.interpolate(img, size=self.clip_resolution, mode='bilinear', align_corners=False)
+
+    @staticmethod
+    def _dense(encoder, img: Tensor) -> Tensor:
+        """(B, h, w, C) dense features from a PixelCLIPDenseViT (channels last) or ConvNeXt."""
+        feat = encoder.dense_features(img)
+        if not isinstance(encoder, PixelCLIPDenseViT):
+            feat = feat.permute(0, 2, 3, 1)  # OpenCLIPConvNeXt returns (B, E, h, w)
+        return feat
+
+    def extract_feat(self, inputs: Tensor) -> Tensor:
+        """(B, 3, H, W) 0-255 RGB -> (B, h, w, C) student dense features."""
+        return self._dense(self.backbone, self.squash(self.normalize(inputs)))
+
+    @torch.no_grad()
+    def momentum_update(self) -> None:
+        if not hasattr(self, '_ema_pairs'):
+            self._ema_pairs = (list(self.teacher.visual.parameters()),
+                               list(self.backbone.visual.parameters()))
+        momentum_update_(self._ema_pairs[0], self._ema_pairs[1], self.ema_gamma)
+
+    def _masks(self, data_samples: SampleList, size, device) -> List[Tensor]:
+        masks = []
+        for ds in data_samples:
+            if 'unlabeled_masks' in ds:
+                m = ds.unlabeled_masks
+            elif 'unlabeled_masks_packed' in ds:
+                m = unpack_mask_bits(ds.unlabeled_masks_packed.to(device), int(ds.metainfo['num_unlabeled_masks']))
+            else:
+                raise KeyError('PixelCLIP training needs unlabeled masks in every data sample '
+                               '(unlabeled_masks or unlabeled_masks_packed)')
+            m = torch.as_tensor(m, device=device).bool()
+            if m.ndim != 3 or (m.shape[0] and tuple(m.shape[-2:]) != tuple(size)):
+                raise ValueError(f'unlabeled masks of shape {tuple(m.shape)} do not match the image {tuple(size)} '
+                                 f'({ds.metainfo.get("img_path", "?")})')
+            masks.append(m)
+        return masks
+
+    # ------------------------------------------------------------------ training
+    def loss(self, inputs: Tensor, data_samples: SampleList, return_details: bool = False):
+        """One PixelCLIP training forward. ``inputs``: (B, 6, H, W) weak|strong or (B, 3, H, W)."""
+        weak = self.normalize(inputs[:, :3])
+        strong = self.normalize(inputs[:, 3:6]) if inputs.shape[1] >= 6 else weak
+        student_feat = self._dense(self.backbone, self.squash(strong))
+        with torch.no_grad():
+            self.momentum_update()
+            teacher_feat = self._dense(self.teacher, self.squash(weak)).permute(0, 3, 1, 2)
+        masks = self._masks(data_samples, inputs.shape[-2:], inputs.device)
+        out = self.decode_head.loss(student_feat, teacher_feat, masks, self.text_encoder,
+                                    return_details=return_details)
+        if return_details:
+            losses, det = out
+            det.update(student_feat=student_feat, teacher_feat=teacher_feat)
+            return losses, det
+        return out
+
+    # ------------------------------------------------------------------ inference
+    def seg_logits(self, inputs: Tensor, out_shapes, img_shapes=None) -> List[Tensor]:
+        """Cosine logits per image at its ``out_shape``: list of (num_classes, H0, W0)."""
+        if self.class_names is None:
+            raise RuntimeError('no test vocabulary: set class_names= or call set_vocabulary()')
+        x = self.normalize(inputs)
+        if img_shapes is not None:  # drop batch padding before squashing
+            x = torch.cat([self.squash(x[i:i + 1, :, :h, :w]) for i, (h, w) in enumerate(img_shapes)])
+        else:
+            x = self.squash(x)
+        feat = self._dense(self.backbone, x).permute(0, 3, 1, 2)
+        feat = F.interpolate(feat, size=self.feature_size, mode='bilinear', align_corners=False)
+        feat = F.normalize(feat, dim=1)
+        cls = self.text_encoder().to(feat.dtype)  # (K, C), normalised
+        logits = torch.einsum('bchw,kc->bkhw', feat, cls)
+        return [F.interpolate(logits[i:i + 1], size=tuple(s), mode='bilinear', align_corners=False)[0]
+                for i, s in enumerate(out_shapes)]
+
+    def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+        if data_samples is None:
+            shape = tuple(inputs.shape[-2:])
+            data_samples = [SegDataSample(metainfo=dict(ori_shape=shape, img_shape=shape))
+                            for _ in range(inputs.shape[0])]
+        out_shapes = [ds.metainfo.get('ori_shape', inputs.shape[-2:])[:2] for ds in data_samples]
+        img_shapes = [ds.metainfo.get('img_shape', inputs.shape[-2:])[:2] for ds in data_samples]
+        logits = self.seg_logits(inputs, out_shapes, img_shapes)
+        for ds, lg in zip(data_samples, logits):
+            if ds.metainfo.get('flip', False):
+                lg = lg.flip(dims=(2,) if ds.metainfo.get('flip_direction', 'horizontal') == 'horizontal' else (1,))
+            ds.set_data(dict(seg_logits=PixelData(data=lg),
+                             pred_sem_seg=PixelData(data=lg.argmax(dim=0, keepdim=True))))
+        return data_samples
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
+        x = self.squash(self.normalize(inputs))
+        return self._dense(self.backbone, x).permute(0, 3, 1, 2)
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        shape = tuple(inputs.shape[-2:])
+        return torch.stack(self.seg_logits(inputs, [shape] * inputs.shape[0]))
