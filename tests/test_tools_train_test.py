@@ -1,0 +1,92 @@
+"""tools/train.py, tools/test.py and tools/dist_train.sh end to end on a tiny synthetic dataset, with
+torch's default ``weights_only=True`` checkpoint loading (load_from, --resume, test)."""
+import glob
+import json
+import os
+import os.path as osp
+import pickle
+import sys
+
+import pytest
+import torch
+
+from tests.utils import ROOT, run_tool
+
+CONFIG = osp.join(ROOT, 'configs/examples/clip_vit_fcn_toy.py')
+
+
+def _options(data_root, iters, extra=()):
+    return ['--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
+            f'val_dataloader.dataset.data_root={data_root}', f'test_dataloader.dataset.data_root={data_root}',
+            f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+            f'default_hooks.checkpoint.interval={max(iters // 2, 1)}', 'train_dataloader.batch_size=2',
+            *extra]
+
+
+def test_weights_only_is_the_default():
+    """The premise: torch refuses unknown globals by default (we never switch that off)."""
+    assert torch.__version__ >= '2.6'
+    import inspect
+    assert inspect.signature(torch.load).parameters['weights_only'].default is None  # None -> True
+
+
+def test_train_resume_and_test_with_weights_only(tmp_path, toy_data_root):
+    work = str(tmp_path / 'work')
+    run_tool([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work, *_options(toy_data_root, 4)])
+    ckpts = sorted(glob.glob(osp.join(work, 'iter_*.pth')))
+    assert [osp.basename(c) for c in ckpts] == ['iter_2.pth', 'iter_4.pth']
+
+    # Resume from the latest checkpoint and train 2 more iterations.
+    proc = run_tool([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work, '--resume',
+                     *_options(toy_data_root, 6)])
+    assert 'resumed epoch: 0, iter: 4' in proc.stdout + proc.stderr
+    assert osp.isfile(osp.join(work, 'iter_6.pth'))
+
+    # Resume from an explicit path, and load_from for fine-tuning.
+    run_tool([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'w2'), '--resume',
+              osp.join(work, 'iter_4.pth'), *_options(toy_data_root, 6)])
+    run_tool([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'w3'),
+              *_options(toy_data_root, 2, [f'load_from={osp.join(work, "iter_6.pth")}'])])
+
+    # Evaluate the checkpoint; metrics land in the work dir.
+    test_dir = str(tmp_path / 'test')
+    out_dir = str(tmp_path / 'preds')
+    run_tool([sys.executable, 'tools/test.py', CONFIG, osp.join(work, 'iter_6.pth'), '--work-dir', test_dir,
+              '--out', out_dir, *_options(toy_data_root, 6)])
+    metrics = glob.glob(osp.join(test_dir, '*', '*.json'))
+    assert metrics, os.listdir(test_dir)
+    result = json.load(open(metrics[0]))
+    assert 0.0 <= result['mIoU'] <= 100.0
+    assert len(os.listdir(out_dir)) == 8  # one label map per validation image
+
+
+def test_checkpoint_loads_under_weights_only(tmp_path, toy_data_root):
+    """A Runner checkpoint loads with plain torch.load(weights_only=True) once mmseg_ovs is imported,
+    while a pickle with a dangerous global is still refused."""
+    work = str(tmp_path / 'work')
+    run_tool([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work, *_options(toy_data_root, 2)])
+    path = osp.join(work, 'iter_2.pth')
+    import mmseg_ovs  # noqa: F401  registers the allow-list
+    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    assert 'message_hub' in ckpt and 'state_dict' in ckpt and ckpt['meta']['iter'] == 2
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ('echo pwned',))
+
+    evil = str(tmp_path / 'evil.pth')
+    with open(evil, 'wb') as f:
+        pickle.dump({'state_dict': Evil()}, f)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(evil, weights_only=True)
+
+
+def test_dist_train_two_processes_on_cpu(tmp_path, toy_data_root):
+    work = str(tmp_path / 'dist')
+    env = {'PYTHON': sys.executable, 'PORT': str(29500 + os.getpid() % 1000)}
+    proc = run_tool(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work,
+                     *_options(toy_data_root, 2)], env=env)
+    log = proc.stdout + proc.stderr
+    assert "'backend': 'gloo'" in log or 'backend=gloo' in log or 'gloo' in log
+    assert 'world_size: 2' in log or 'World size: 2' in log
+    assert osp.isfile(osp.join(work, 'iter_2.pth'))
