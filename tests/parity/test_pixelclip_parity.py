@@ -1,0 +1,314 @@
+"""PixelCLIP numerical parity against the official implementation's fixtures
+(../shared/fixtures/pixelclip/README.md). Every assertion uses the README tolerances:
+forward rel_to_scale <= 1e-5, loss rtol 1e-5, gradients rel_to_scale <= 5e-3, discrete outputs exact
+(except the documented near-ties). Max-abs per output is printed (``pytest -s``)."""
+import numpy as np
+import pytest
+import torch
+
+from tests.parity.fixture_utils import fixture_params, load_fixture
+
+FWD, LOSS_RTOL, GRAD = 1e-5, 1e-5, 5e-3
+
+
+def unpack(d):
+    if torch.is_tensor(d):
+        return d
+    n = int(np.prod(d['shape']))
+    a = np.unpackbits(d['packed'].numpy(), count=n, bitorder=d['bitorder'])
+    return torch.from_numpy(a.astype(bool).reshape(d['shape']))
+
+
+def check(name, actual, expected, tol=FWD):
+    actual, expected = actual.detach().double(), expected.detach().double()
+    assert actual.shape == expected.shape, f'{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}'
+    diff = (actual - expected).abs().max().item() if actual.numel() else 0.0
+    scale = expected.abs().max().item() if expected.numel() else 1.0
+    rel = diff / max(scale, 1e-30)
+    print(f'  {name}: max_abs={diff:.3e} rel_to_scale={rel:.3e}')
+    assert rel <= tol, f'{name}: rel_to_scale {rel:.3e} > {tol}'
+
+
+def check_exact(name, actual, expected):
+    mism = int((actual.cpu() != expected.cpu()).sum())
+    print(f'  {name}: mismatches={mism}/{expected.numel()}')
+    assert actual.shape == expected.shape and mism == 0, f'{name}: {mism} mismatches'
+
+
+def tiny_model_cfg(cfg, image_resolution=None):
+    return dict(
+        embed_dim=cfg['embed_dim'], quick_gelu=True,
+        vision_cfg=dict(layers=cfg['vision_layers'], width=cfg['vision_width'],
+                        head_width=cfg['vision_width'] // cfg['vision_heads'],
+                        patch_size=cfg['vision_patch_size'],
+                        image_size=image_resolution or cfg['image_resolution']),
+        text_cfg=dict(context_length=cfg['context_length'], vocab_size=cfg['vocab_size'],
+                      width=cfg['transformer_width'], heads=cfg['transformer_heads'],
+                      layers=cfg['transformer_layers']))
+
+
+def build_model(cfg, **kwargs):
+    import mmseg_ovs  # noqa: F401  (registration)
+    from mmseg.registry import MODELS
+    mcfg = tiny_model_cfg(cfg)
+    model = MODELS.build(dict(
+        type='PixelCLIPSegmentor',
+        backbone=dict(type='PixelCLIPDenseViT', model_cfg=mcfg),
+        text_encoder=dict(type='OpenCLIPTextEncoder', model_cfg=mcfg),
+        decode_head=dict(type='OnlineClusterHead', num_clusters=cfg.get('k', 64),
+                         prompt_length=cfg.get('prompt_length', 4), eps=cfg.get('eps', 100.0),
+                         mask_resolution=cfg.get('mask_resolution', (256, 256))),
+        clip_resolution=cfg.get('clip_resolution', (320, 320)),
+        ema_gamma=cfg.get('ema_alpha', 0.999), **kwargs))
+    return model
+
+
+def load_official(model, state_dict):
+    from mmseg_ovs.utils.convert_pixelclip import convert_pixelclip_state_dict
+    sd = convert_pixelclip_state_dict(state_dict)
+    own = model.state_dict()
+    for k, v in sd.items():
+        assert k in own, f'converted key {k} not in PixelCLIPSegmentor'
+        assert own[k].shape == v.shape, f'{k}: {tuple(own[k].shape)} vs {tuple(v.shape)}'
+    model.load_state_dict(sd, strict=False)
+    return sd
+
+
+# ---------------------------------------------------------------------------------------- units
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'sinkhorn*.pt'))
+def test_sinkhorn(path):
+    from mmseg_ovs.models.heads.sinkhorn import distributed_sinkhorn
+    fx = load_fixture(path)
+    for case, inp in fx['inputs'].items():
+        out = fx['outputs'][case]
+        print(case)
+        q = distributed_sinkhorn(inp['logits'], inp['n_iters'])
+        check('Q', q, out['Q'])
+        rel = out['hard_assignment_reliable']
+        check_exact('hard_assignment[reliable]', q.argmax(1)[rel], out['hard_assignment'][rel])
+
+
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'prepare_clusters*.pt'))
+def test_prepare_clusters(path):
+    from mmseg_ovs.models.heads.cluster_targets import build_cluster_targets
+    fx = load_fixture(path)
+    inp, out = fx['inputs'], fx['outputs']
+    masks = [unpack(m) for m in inp['masks']]
+    targets, det = build_cluster_targets(inp['teacher_feat'], masks, inp['cluster_embeddings'], inp['eps'],
+                                         inp['mask_resolution'], return_details=True)
+    yx = out['teacher_feat_256_sample_coords']
+    check('teacher_feat_256_samples', det['feats256'][:, :, yx[:, 0], yx[:, 1]].permute(0, 2, 1),
+          out['teacher_feat_256_samples'])
+    for i in range(len(masks)):
+        check_exact(f'downsized_masks[{i}]', det['downsized_masks'][i], unpack(out['downsized_masks'][i]))
+        check_exact(f'keep[{i}]', det['keep'][i], out['keep'][i])
+    check_exact('num_masks', det['num_masks'], out['num_masks'])
+    for key in ('mask_feats', 'similarity', 'logits', 'Q'):
+        check(key, det[key], out[key])
+    check_exact('hard_assignment', det['hard_assignment'], out['hard_assignment'])
+    check_exact('targets', targets.bool(), unpack(out['targets']))
+    check('targets_sum_per_cluster', targets.flatten(2).sum(-1), out['targets_sum_per_cluster'])
+
+
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'head_and_loss*.pt'))
+def test_head_and_loss(path):
+    import mmseg_ovs  # noqa: F401
+    from mmseg.registry import MODELS
+    fx = load_fixture(path)
+    inp, out = fx['inputs'], fx['outputs']
+    head = MODELS.build(dict(type='OnlineClusterHead', num_clusters=fx['config']['k'],
+                             mask_resolution=fx['config']['mask_resolution'],
+                             decoder=dict(type='PixelCLIPMaskDecoder',
+                                          mid_channels=fx['config']['head']['mid_channels'])))
+    head.decoder.load_state_dict({k[len('head.'):]: v for k, v in fx['state_dict'].items()})
+    feat = inp['student_feat'].clone().requires_grad_()
+    emb = inp['cluster_embeddings'].clone().requires_grad_()
+    res = head.mask_logits(feat, emb)
+    loss, valid = head.masked_bce(res['mask_preds'], unpack(inp['targets']).float())
+    loss.backward()
+    check('student_feat_normalized', res['student_feat_normalized'], out['student_feat_normalized'])
+    check('cost_volume', res['cost_volume'], out['cost_volume'])
+    check_exact('valid', valid, unpack(out['valid']))
+    assert int(valid.sum()) == out['num_valid_pixels']
+    check('head_out_80_selected', res['head_out'][out['head_out_80_selected_maps']], out['head_out_80_selected'])
+    for stat in ('sum', 'abs_sum'):
+        val = (res['head_out'].double().sum() if stat == 'sum' else res['head_out'].double().abs().sum()).item()
+        assert abs(val - out['head_out_80_stats'][stat]) <= FWD * abs(out['head_out_80_stats']['abs_sum'])
+    check('mask_preds_256_selected', res['mask_preds'][:, out['mask_preds_256_selected_channels']],
+          out['mask_preds_256_selected'])
+    check('mask_preds_256 per_channel_mean', res['mask_preds'].double().mean((2, 3)),
+          out['mask_preds_256_stats']['per_channel_mean'])
+    check('loss', loss, out['loss'], LOSS_RTOL)
+    check('grad_student_feat', feat.grad, out['grad_student_feat'], GRAD)
+    check('grad_cluster_embeddings', emb.grad, out['grad_cluster_embeddings'], GRAD)
+    for name, p in head.decoder.named_parameters():
+        check(f'grad head.{name}', p.grad, out['grad_head'][f'head.{name}'], GRAD)
+
+
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'ema_step*.pt'))
+def test_ema_step(path):
+    """Bit-exact: the in-place multiply-then-add order of the official update."""
+    fx = load_fixture(path)
+    model = build_model(fx['config'])
+    load_official(model, fx['state_dict'])
+    model.momentum_update()
+    from mmseg_ovs.utils.convert_pixelclip import convert_pixelclip_state_dict
+    expected = convert_pixelclip_state_dict(fx['outputs']['teacher_after'])
+    own = model.state_dict()
+    worst = max((own[k] - v).abs().max().item() for k, v in expected.items())
+    print(f'  teacher_after: max_abs={worst:.3e} over {len(expected)} tensors')
+    assert len(expected) == len(list(model.teacher.visual.parameters()))
+    for k, v in expected.items():
+        assert torch.equal(own[k], v), f'{k} not bit-exact'
+
+
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'dense_vit*.pt'))
+def test_dense_vit(path):
+    fx = load_fixture(path)
+    base_sd = None
+    for case, c in fx['cases'].items():
+        print(case)
+        cfg = c['config']
+        import mmseg_ovs  # noqa: F401
+        from mmseg.registry import MODELS
+        enc = MODELS.build(dict(type='PixelCLIPDenseViT', model_cfg=tiny_model_cfg(cfg)))
+        sd = dict(base_sd or {})
+        sd.update(c['state_dict'])
+        base_sd = base_sd or c['state_dict']
+        prefix = 'sem_seg_head.predictor.clip_model.'
+        enc.load_state_dict({k[len(prefix):]: v for k, v in sd.items()}, strict=True)
+        o = c['outputs']
+        with torch.no_grad():
+            dense, inter = enc.dense_features(fx['inputs']['image_normalized'], return_intermediates=True)
+            from mmseg_ovs.models.clip.pos_embed import interpolate_pos_embed
+            check('pos_embed_used', interpolate_pos_embed(enc.visual.positional_embedding, (20, 20)),
+                  o['pos_embed_used'])
+        check('tokens_after_ln_pre', inter['tokens_after_ln_pre'], o['tokens_after_ln_pre'])
+        for i, (a, e) in enumerate(zip(inter['block_outputs'], o['block_outputs'])):
+            check(f'block_outputs[{i}]', a.transpose(0, 1), e)  # fixture: sequence-first
+        check('last_block_value_plus_cls', inter['last_block_value_plus_cls'].transpose(0, 1),
+              o['last_block_value_plus_cls'])
+        check('pre_ln_post_tokens', inter['block_outputs'][-1], o['pre_ln_post_tokens'])
+        check('post_ln_post_tokens', inter['post_ln_post_tokens'], o['post_ln_post_tokens'])
+        check('dense_bhwc', dense, o['dense_bhwc'])
+
+
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'prompt_embeddings*.pt'))
+def test_prompt_embeddings(path):
+    fx = load_fixture(path)
+    model = build_model(fx['config'])
+    load_official(model, fx['state_dict'])
+    head, te = model.decode_head, model.text_encoder
+    out = fx['outputs']
+    prompt_sd = fx['state_dict']['sem_seg_head.predictor.prompt_tokens']
+    # initialisation from the (loaded) token table, seed 0
+    head.init_prompts(te)
+    check_exact('prompt_word_ids', head.prompt_word_ids, out['prompt_word_ids'])
+    check('prompt_tokens_init', head.prompt_tokens, out['prompt_tokens_init'])
+    check('prompt_tokens (checkpoint) == init', prompt_sd, out['prompt_tokens_init'])
+    check_exact('template_token_ids', head.template_tokens, out['template_token_ids'])
+    check_exact('placeholder_positions', head.placeholder_mask[0].nonzero()[:, 0], out['placeholder_positions'])
+    assert int(head.template_tokens.argmax(-1)) == out['eot_position']
+    check('template_token_embeddings', te.token_embedding(head.template_tokens), out['template_token_embeddings'])
+    check('prompted_token_embeddings_row0', head.prompted_token_embeddings(te.token_embedding)[0],
+          out['prompted_token_embeddings_row0'])
+    emb = head.cluster_embeddings(te)
+    check('text_embeddings', emb, out['text_embeddings'])
+    normed = torch.nn.functional.normalize(emb, dim=-1)
+    check('text_embeddings_normalized', normed, out['text_embeddings_normalized'])
+    (normed * fx['inputs']['probe']).sum().backward()
+    check('grad_prompt_tokens', head.prompt_tokens.grad, out['grad_prompt_tokens'], GRAD)
+
+
+# ---------------------------------------------------------------------------------------- full paths
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'inference*.pt'))
+def test_inference(path):
+    from mmcv.transforms import Compose
+    import mmseg_ovs  # noqa: F401
+    fx = load_fixture(path)
+    cfg, inp, out = fx['config'], fx['inputs'], fx['outputs']
+    model = build_model(cfg, class_names=list(inp['class_names']), templates=list(inp['templates']),
+                        feature_size=cfg['feature_upsample']).eval()
+    load_official(model, fx['state_dict'])
+    te = model.text_encoder
+    tokens = te.tokenize([t.format(c) for c in inp['class_names'] for t in inp['templates']])
+    check_exact('template_token_ids', tokens, out['template_token_ids'])
+    with torch.no_grad():
+        per_t = torch.nn.functional.normalize(te.encode_tokens(tokens), dim=-1).view(*out['text_features_per_template'].shape)
+        check('text_features_per_template', per_t, out['text_features_per_template'])
+        check('classifier', te(), out['classifier'])
+    # test resize: mmseg Resize, PIL bilinear (short side 640, long side <= 2560)
+    from mmseg.registry import TRANSFORMS
+    resize = TRANSFORMS.build(dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow',
+                                   interpolation='bilinear'))
+    img = inp['image_uint8_hwc'].numpy()
+    res = resize(dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
+    check_exact('resized_uint8_hwc', torch.from_numpy(res['img']), out['resized_uint8_hwc'])
+    x = torch.from_numpy(res['img']).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        check('model_input_320', model.squash(model.normalize(x)), out['model_input_320'])
+        dense = model.extract_feat(x)
+        check('dense_bhwc', dense, out['dense_bhwc'])
+        from mmseg.structures import SegDataSample
+        ds = SegDataSample(metainfo=dict(ori_shape=img.shape[:2], img_shape=res['img'].shape[:2]))
+        # batch of 2 (same image twice) exercises the batched path
+        preds = model.predict(torch.cat([x, x]), [ds, ds.clone()])
+    logits = preds[0].seg_logits.data
+    stride = out['logits_full_row_stride']
+    check('logits_full_rows', logits[:, ::stride], out['logits_full_rows'])
+    check('logits (batch item 1)', preds[1].seg_logits.data, logits)
+    st = out['logits_full_stats']
+    assert abs(logits.double().sum().item() - st['sum']) <= FWD * st['abs_sum']
+    amb = unpack(out['label_map_ambiguous'])
+    label = preds[0].pred_sem_seg.data[0]
+    check_exact('label_map (outside near-ties)', label[~amb], out['label_map'].long()[~amb])
+    print(f'  label_map near-tie pixels also equal: {int((label[amb] == out["label_map"].long()[amb]).sum())}/{int(amb.sum())}')
+    # fp16 text classifier option (the official ViT test-time precision)
+    te.cache_dtype = 'float16'
+    te.invalidate_cache()
+    with torch.no_grad():
+        fp16 = te()
+    check('classifier_fp16path_cpu', fp16, out['classifier_fp16path_cpu'], 2e-3)
+    diff32 = (fp16 - out['classifier']).abs().max().item()
+    diff16 = (fp16 - out['classifier_fp16path_cpu']).abs().max().item()
+    assert diff16 < diff32, 'the fp16 option must be closer to the reference fp16 path than to fp32'
+
+
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'train_step*.pt'))
+def test_train_step(path):
+    from mmseg.structures import SegDataSample
+    from mmseg_ovs.utils.convert_pixelclip import convert_pixelclip_state_dict
+    fx = load_fixture(path)
+    cfg, inp, out = fx['config'], fx['inputs'], fx['outputs']
+    model = build_model(cfg, finetune='full' if cfg['clip_finetune'] == 'full' else 'attention').train()
+    sd = load_official(model, {k: v for k, v in fx['state_dict'].items() if not k.startswith('teacher_encoder.')})
+    model.sync_teacher()  # frozen teacher tensors equal the student's
+    load_official(model, {k: v for k, v in fx['state_dict'].items() if k.startswith('teacher_encoder.')})
+    # trainable set == official
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    mapped = set(convert_pixelclip_state_dict({n: torch.zeros(1) for n in out['trainable_parameter_names']}))
+    assert names == mapped, f'trainable set differs: {sorted(names ^ mapped)[:8]}'
+    inputs = torch.cat([inp['images_weak_uint8_chw'], inp['images_strong_uint8_chw']], 1).float()
+    samples = [SegDataSample() for _ in inp['gt_masks']]
+    for s, m in zip(samples, inp['gt_masks']):
+        s.unlabeled_masks = unpack(m)
+    model.zero_grad()
+    losses, det = model.loss(inputs, samples, return_details=True)
+    losses['loss_masks'].backward()
+    own = model.state_dict()
+    for k, v in convert_pixelclip_state_dict(out['teacher_after_ema_trainable']).items():
+        check(f'teacher_after_ema {k}', own[k], v, 0)
+    check('teacher_feat_bchw', det['teacher_feat'], out['teacher_feat_bchw'])
+    check('student_feat_bhwc', det['student_feat'], out['student_feat_bhwc'])
+    check('cluster_embeddings', det['cluster_embeddings'], out['cluster_embeddings'])
+    check('sinkhorn_logits', det['logits'], out['sinkhorn_logits'])
+    check_exact('hard_assignment', det['hard_assignment'], out['hard_assignment'])
+    check('targets_sum_per_cluster', det['targets'].flatten(2).sum(-1), out['targets_sum_per_cluster'], 0)
+    assert int(det['valid'].sum()) == out['num_valid_pixels']
+    check('loss', losses['loss_masks'], out['loss'], LOSS_RTOL)
+    params = dict(model.named_parameters())
+    grads = convert_pixelclip_state_dict(out['grads'])
+    assert len(grads) == len(names) == 46 or len(grads) == len(names)
+    for k, g in grads.items():
+        assert params[k].grad is not None, f'no gradient for {k}'
+        check(f'grad {k}', params[k].grad, g, GRAD)
