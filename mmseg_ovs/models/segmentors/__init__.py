@@ -1,2 +1,3 @@
 """Registered segmentors."""
 from .dense_clip_baseline import DenseCLIPBaseline  # noqa: F401
+from .segclip import SegCLIP  # noqa: F401

@@ -1,0 +1,140 @@
+"""SegCLIP superpixel consistency loss (symmetric KL between assignments and their
+superpixel averages) and the official per-patch superpixel label derivation."""
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from ..necks.semantic_group_neck import hard_gumbel_assign
+
+
+def superpixel_patch_labels(superpixels, crop_coord: Optional[Sequence[float]] = None,
+                            img_size: int = 224, patch_size: int = 16) -> Tensor:
+    """Per-patch superpixel labels exactly as SegCLIP derives them.
+
+    1. crop the (H, W) id map with relative coords ``[x0, y0, x1, y1]`` (as produced by
+       the joint RandomResizedCrop: ``[j/(W-1), i/(H-1), (j+w-1)/(W-1), (i+h-1)/(H-1)]``)
+       using ``int(x0*W) : ceil(x1*W)`` (whole map if narrower than 2 px; reversed coords
+       mean a flip);
+    2. resize to ``img_size`` with PyTorch's legacy ``nearest`` (src = floor(dst*in/out));
+    3. per ``patch_size`` patch, the arithmetic mean of the integer ids, truncated
+       (not a majority vote).
+
+    Args:
+        superpixels: (H, W) integer ids (np.ndarray or Tensor).
+        crop_coord: 4 relative coordinates or None (no crop).
+    Returns:
+        (img_size // patch_size, img_size // patch_size) int64 tensor.
+    """
+    sp = torch.as_tensor(np.asarray(superpixels))
+    if sp.dim() != 2:
+        raise ValueError(f'superpixel map must be (H, W), got {tuple(sp.shape)}')
+    H, W = sp.shape
+    if crop_coord is not None:
+        x0, y0, x1, y1 = (float(c) for c in crop_coord)
+        flip_h, flip_v = x0 > x1, y0 > y1
+        x0, x1 = min(x0, x1), max(x0, x1)
+        y0, y1 = min(y0, y1), max(y0, y1)
+        x0, x1 = int(x0 * W), math.ceil(x1 * W)
+        y0, y1 = int(y0 * H), math.ceil(y1 * H)
+        if y1 - y0 >= 2 and x1 - x0 >= 2:
+            sp = sp[y0:y1, x0:x1]
+        if flip_h:
+            sp = sp.flip(1)
+        if flip_v:
+            sp = sp.flip(0)
+    sp = F.interpolate(sp[None, None].float(), size=img_size, mode='nearest')[0, 0].long()
+    g = img_size // patch_size
+    patches = sp.reshape(g, patch_size, g, patch_size).permute(0, 2, 1, 3).reshape(g, g, -1)
+    return patches.double().mean(-1).long()
+
+
+def region_mean(assign: Tensor, labels: Tensor) -> Tensor:
+    """Mean of ``assign`` (B, N, L) over all tokens sharing a label (B, N).
+
+    Equals ``(S @ assign) / S.sum(-1)`` with S_ij = [label_i == label_j] in O(N L)."""
+    B, N, L = assign.shape
+    offset = torch.arange(B, device=labels.device).unsqueeze(1) * (labels.max() + 1 -
+                                                                 labels.min())
+    ids = (labels - labels.min() + offset).reshape(-1)
+    uniq, inv = torch.unique(ids, return_inverse=True)
+    flat = assign.reshape(B * N, L)
+    sums = flat.new_zeros(len(uniq), L).index_add_(0, inv, flat)
+    counts = torch.bincount(inv, minlength=len(uniq)).to(flat.dtype).unsqueeze(1)
+    return (sums / counts)[inv].reshape(B, N, L)
+
+
+@MODELS.register_module()
+class SuperpixelKLLoss(nn.Module):
+    """Symmetric KL between token assignments and their superpixel-averaged version.
+
+    With M (B, N, L) the (straight-through hard) assignment of N tokens over L slots and
+    M_bar its mean over each token's superpixel, P = softmax(M_bar), Q = softmax(M)
+    (over L): ``loss = (KL(P||Q) + KL(Q||P)).sum() / (2 * B * N * L)`` (SegCLIP).
+
+    Usable in any mmseg decode head's ``loss_decode``: called as ``loss(seg_logits,
+    seg_label)`` with logits (B, K, H, W) and region ids (B, H, W), it takes the hard
+    Gumbel-softmax over K (training) or the hard argmax (eval) as M.
+
+    Args:
+        input_type (str): 'logits' (pred = assignment logits, the hard Gumbel assignment
+            is taken here) or 'assign' (pred = an assignment already). Default 'assign'.
+        tau (float): Gumbel temperature for ``input_type='logits'``.
+        loss_weight (float): weight. Default 1.0.
+        loss_name (str): key in the loss dict. Default 'loss_superpixel_kl'.
+    """
+
+    def __init__(self, input_type: str = 'assign', tau: float = 0.9,
+                 loss_weight: float = 1.0, loss_name: str = 'loss_superpixel_kl'):
+        super().__init__()
+        assert input_type in ('logits', 'assign'), input_type
+        self.input_type = input_type
+        self.tau = tau
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name
+
+    def forward(self, pred: Tensor, target: Tensor, weight=None,
+                ignore_index: Optional[int] = None, gumbel_noise: Optional[Tensor] = None,
+                return_parts: bool = False, **kwargs):
+        """
+        Args:
+            pred: (B, L, N) or (B, L, H, W) assignment (logits), slot axis = 1.
+            target: (B, N), (B, h, w) or (B, H, W) integer superpixel / region ids.
+            ignore_index: tokens with this id are left out (normaliser counts the rest).
+            gumbel_noise: injected Gumbel noise like ``pred`` (``input_type='logits'``).
+        """
+        B, L = pred.shape[:2]
+        if self.input_type == 'logits':
+            pred, _ = hard_gumbel_assign(pred, self.tau, 1, self.training, gumbel_noise)
+        m = pred.reshape(B, L, -1).transpose(1, 2)  # (B, N, L)
+        labels = target.reshape(B, -1).long()
+        if labels.shape[1] != m.shape[1]:
+            raise ValueError(f'{labels.shape[1]} labels for {m.shape[1]} tokens')
+        valid = None
+        if ignore_index is not None:
+            valid = labels != ignore_index
+            if bool(valid.all()):
+                valid = None
+        m_bar = region_mean(m, labels)
+        log_p, log_q = F.log_softmax(m_bar, -1), F.log_softmax(m, -1)
+        p, q = log_p.exp(), log_q.exp()
+        kl1, kl2 = p * (log_p - log_q), q * (log_q - log_p)
+        if valid is not None:
+            kl1, kl2 = kl1 * valid[..., None], kl2 * valid[..., None]
+            norm = valid.sum().clamp_min(1) * L
+        else:
+            norm = m.numel()
+        kl1, kl2 = kl1.sum(), kl2.sum()
+        loss = self.loss_weight * (kl1 / norm + kl2 / norm) / 2
+        if return_parts:
+            return loss, dict(kl_sum_1=kl1, kl_sum_2=kl2, normalizer=norm)
+        return loss
