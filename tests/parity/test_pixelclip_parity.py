@@ -59,7 +59,7 @@ def build_model(cfg, **kwargs):
                          prompt_length=cfg.get('prompt_length', 4), eps=cfg.get('eps', 100.0),
                          mask_resolution=cfg.get('mask_resolution', (256, 256))),
         clip_resolution=cfg.get('clip_resolution', (320, 320)),
-        ema_gamma=cfg.get('ema_alpha', 0.999), **kwargs))
+        ema_gamma=cfg.get('ema_alpha', 0.999), input_channel_order='rgb', **kwargs))
     return model
 
 

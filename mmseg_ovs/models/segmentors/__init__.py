@@ -1,3 +1,4 @@
 """Registered segmentors."""
 from .dense_clip_baseline import DenseCLIPBaseline  # noqa: F401
 from .segclip import SegCLIP  # noqa: F401
+from .pixelclip_segmentor import PixelCLIPSegmentor  # noqa: F401

@@ -58,6 +58,8 @@ class PixelCLIPSegmentor(BaseSegmentor):
         class_names: test vocabulary: benchmark key, ``cls_*.txt`` path or list (optional for training).
         templates: test templates (``'imagenet_select'``).
         load_pretrained: load the CLIP weights at build time (besides ``init_weights``).
+        input_channel_order: ``'bgr'`` (mmcv pipelines; flipped to RGB here, per 3-channel view) or
+            ``'rgb'``. Use a data preprocessor with ``bgr_to_rgb=False`` and no mean/std.
     """
 
     def __init__(self,
@@ -71,6 +73,7 @@ class PixelCLIPSegmentor(BaseSegmentor):
                  class_names: Union[str, Sequence, None] = None,
                  templates: Union[str, Sequence[str]] = 'imagenet_select',
                  load_pretrained: bool = False,
+                 input_channel_order: str = 'bgr',
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -90,6 +93,9 @@ class PixelCLIPSegmentor(BaseSegmentor):
         self.decode_head = MODELS.build(decode_head)
         self.decode_head.init_prompts(self.text_encoder)
         self.finetune = finetune
+        if input_channel_order not in ('bgr', 'rgb'):
+            raise ValueError(f"input_channel_order must be 'bgr' or 'rgb', got {input_channel_order!r}")
+        self.input_channel_order = input_channel_order
         self.ema_gamma = float(ema_gamma)
         self.clip_resolution = tuple(clip_resolution)
         self.feature_size = tuple(feature_size)
@@ -136,6 +142,9 @@ class PixelCLIPSegmentor(BaseSegmentor):
 
     # ------------------------------------------------------------------ features
     def normalize(self, img: Tensor) -> Tensor:
+        """(B, 3, H, W) 0-255 image in ``input_channel_order`` -> CLIP-normalised RGB float."""
+        if self.input_channel_order == 'bgr':
+            img = img.flip(1)
         return (img.float() - self.clip_mean) / self.clip_std
 
     def squash(self, img: Tensor) -> Tensor:
