@@ -3,6 +3,7 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.config import ConfigDict
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
@@ -95,7 +96,7 @@ class DenseCLIPBaseline(BaseSegmentor):
         self.logit_scale = float(logit_scale)
         self.synonym_reduce = synonym_reduce
         self.align_corners = align_corners
-        self.test_cfg = test_cfg if test_cfg is not None else dict(mode='whole')
+        self.test_cfg = ConfigDict(test_cfg if test_cfg is not None else dict(mode='whole'))
 
         if isinstance(class_names, str):
             classes = load_class_names(class_names, class_names_variant)

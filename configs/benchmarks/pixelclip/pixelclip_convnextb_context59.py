@@ -1,0 +1,31 @@
+# PixelCLIP convnextb on context59 (PixelCLIP eval.sh protocol): short side 640 (max 2560, PIL bilinear),
+# squash to 640x640 (aspect not kept), features bilinear to 64x64, cosine with the 8
+# 'imagenet_select' templates, no background, no sliding window, argmax.
+# Vocabulary: mmseg_ovs/datasets/class_names/cls_context59_pixelclip.txt (= PixelCLIP datasets/*.json).
+_base_ = ['../../_base_/default_runtime.py', '../../pixelclip/pixelclip_convnextb.py', '../../_base_/datasets/context59.py']
+default_scope = 'mmseg'
+custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
+
+# PixelCLIP pc59.json names (table->diningtable), = cls_context59_pixelclip.txt
+class_names = [
+    'aeroplane', 'bag', 'bed', 'bedclothes', 'bench', 'bicycle', 'bird', 'boat', 'book', 'bottle',
+    'building', 'bus', 'cabinet', 'car', 'cat', 'ceiling', 'chair', 'cloth', 'computer', 'cow',
+    'cup', 'curtain', 'dog', 'door', 'fence', 'floor', 'flower', 'food', 'grass', 'ground',
+    'horse', 'keyboard', 'light', 'motorbike', 'mountain', 'mouse', 'person', 'plate', 'platform',
+    'pottedplant', 'road', 'rock', 'sheep', 'shelves', 'sidewalk', 'sign', 'sky', 'snow', 'sofa',
+    'diningtable', 'track', 'train', 'tree', 'truck', 'tvmonitor', 'wall', 'water', 'window',
+    'wood',
+]
+model = dict(
+    class_names=class_names,
+    templates='imagenet_select',
+    clip_resolution=(640, 640),
+    feature_size=(64, 64))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    # detectron2 ResizeShortestEdge(640, max 2560): PIL bilinear (antialiased when shrinking)
+    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow', interpolation='bilinear'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
