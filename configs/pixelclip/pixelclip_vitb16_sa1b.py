@@ -1,0 +1,18 @@
+# PixelCLIP ViT-B/16 trained with SA-1B masks (paper Table 1: COCO-St 23.6, ADE 18.7, PC-59 37.9,
+# City 27.2, VOC-20 85.9). 4 GPUs x 12 images, 10k iterations; validated on ADE-150 every 1k iterations.
+_base_ = ['../_base_/default_runtime.py', '../_base_/models/pixelclip_vitb16.py',
+          '../_base_/datasets/sa1b_pixelclip.py', '../_base_/datasets/ade150.py',
+          '../_base_/schedules/pixelclip_10k.py']
+default_scope = 'mmseg'
+custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
+
+# test protocol: short side 640 (max 2560, PIL bilinear), the model squashes to its CLIP resolution
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow', interpolation='bilinear'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = test_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
