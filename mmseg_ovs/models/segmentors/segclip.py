@@ -11,6 +11,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
+from ..backbones.open_clip_vit import freeze_by_patterns
 from .segclip_reconstruction import SegCLIPReconstruction, random_masking
 
 
@@ -50,6 +51,8 @@ class SegCLIP(BaseSegmentor):
         templates: prompt templates (``'single'`` = "a photo of a {}.").
         bg_thresh (float): background threshold (VOC 0.80, Context 0.25, COCO-Object 0.65).
         topk (int): image-level class filter. Default 5.
+        frozen_patterns (list[str]): regexes over parameter names to freeze (the recipe
+            freezes token/positional embeddings, ``conv1`` and ``ln_pre``).
     """
 
     def __init__(self,
@@ -67,6 +70,7 @@ class SegCLIP(BaseSegmentor):
                  templates: Union[str, Sequence[str]] = 'single',
                  bg_thresh: Optional[float] = 0.8,
                  topk: int = 5,
+                 frozen_patterns: Sequence[str] = (),
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -108,6 +112,7 @@ class SegCLIP(BaseSegmentor):
         self.register_buffer('class_embeddings', torch.empty(0), persistent=False)
         if class_names is not None:
             self.set_vocabulary(class_names)
+        self.frozen_parameters = freeze_by_patterns(self, frozen_patterns)
 
     # ------------------------------------------------------------------ weights
     def init_weights(self):

@@ -1,0 +1,121 @@
+# SegCLIP ViT-B/16 (Luo et al., ICML 2023), the released recipe (ArrowLuo/SegCLIP README):
+# OpenAI CLIP ViT-B/16 split after block 10 -> semantic group module (8 centres, 2 cross-attention
+# blocks, hard Gumbel tau 0.9) -> CLIP blocks 10-11 on the centres; losses (weight 1 each):
+# symmetric InfoNCE (all-gathered), superpixel KL, masked reconstruction (75%, 3-block 384-d decoder).
+# 224 px, 96 image-text pairs per GPU x 8 GPUs, 10 epochs, AdamW (0.9, 0.98) eps 1e-6 wd 0.05,
+# 15% linear warm-up then cosine, grad clip 1.0, fp32. LR 4e-3 for new modules, stage 3, ln_post, proj
+# and the reconstruction branch; 4e-6 for CLIP blocks 0-9 and the text tower; token/positional
+# embeddings, conv1 and ln_pre frozen.
+_base_ = ['./_base_/default_runtime.py']
+default_scope = 'mmseg'
+custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
+
+clip_pretrained = 'checkpoints/ViT-B-16.pt'  # local OpenAI CLIP file (never downloaded)
+first_stage_layers = 10
+crop_size = (224, 224)
+
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    # CLIP mean/std x 255; images are loaded BGR and flipped to RGB. No test-time padding.
+    mean=[122.7709383, 116.7460125, 104.09373615],
+    std=[68.5005327, 66.6321579, 70.32316305],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255)
+model = dict(
+    type='SegCLIP',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(type='OpenCLIPViT', model_name='ViT-B-16', pretrained=clip_pretrained),
+    text_encoder=dict(type='OpenCLIPTextEncoder', model_name='ViT-B-16', pretrained=clip_pretrained),
+    neck=dict(
+        type='SemanticGroupNeck',
+        num_centres=8,
+        num_cross_layers=2,
+        tau=0.9,
+        # True reproduces the official torch-1.8 batch-mixing cross-attention of the released
+        # checkpoint's training; False (default) is the correct per-image attention.
+        batch_mixing_legacy=False),
+    first_stage_layers=first_stage_layers,
+    reconstruction=dict(mask_ratio=0.75, num_blocks=2, decoder_dim=384, decoder_depth=3,
+                        decoder_heads=8),
+    loss_contrastive=dict(type='ContrastiveLoss', gather=True, loss_weight=1.0),
+    loss_superpixel=dict(type='SuperpixelKLLoss', loss_weight=1.0),
+    loss_reconstruction_weight=1.0,
+    logit_scale_max=100.0,
+    caption_length=32,
+    frozen_patterns=[
+        r'^text_encoder\.token_embedding\.', r'^text_encoder\.positional_embedding$',
+        r'^backbone\.visual\.(class_embedding|positional_embedding)$',
+        r'^backbone\.visual\.(conv1|ln_pre)\.'
+    ],
+    # zero-shot inference (the benchmark configs set class_names and bg_thresh per dataset:
+    # VOC 0.80, Context 0.25, COCO-Object 0.65)
+    class_names=None,
+    templates='single',  # "a photo of a {}."
+    bg_thresh=0.80,
+    topk=5,
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(224, 224)))
+bg_thresh = dict(voc21=0.80, context60=0.25, coco_object=0.65)
+
+# ----------------------------------------------------------------------------- data
+# CC3M (img2dataset shards) + COCO Captions Karpathy train (one sample per caption); superpixels
+# from data_prep/segclip_superpixels.py (Felzenszwalb scale 224, sigma 0.9, min_size 224).
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadSuperpixels'),
+    dict(type='RandomResizedCropWithSuperpixels', size=224, scale=(0.5, 1.0),
+         ratio=(3. / 4., 4. / 3.), patch_size=16),
+    dict(type='TokenizeCaption', context_length=32),
+    dict(type='PackSegInputs', meta_keys=('img_path', 'ori_shape', 'img_shape', 'caption')),
+]
+train_dataloader = dict(
+    batch_size=96,
+    num_workers=8,
+    persistent_workers=True,
+    drop_last=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='ConcatDataset',
+        datasets=[
+            dict(type='CC3MCaptionDataset', data_root='data/cc3m', pipeline=train_pipeline),
+            dict(type='COCOCaptionDataset', data_root='data/coco', split='train',
+                 pipeline=train_pipeline),
+        ]))
+
+# ----------------------------------------------------------------------------- optimisation
+base_lr = 4e-3
+lower_lr_mult = 1e-3  # 4e-6 for CLIP blocks 0-9 and the whole text tower
+_stage1 = [f'backbone.visual.transformer.resblocks.{i}.' for i in range(first_stage_layers)]
+_text_blocks = [f'text_encoder.transformer.resblocks.{i}.' for i in range(12)]
+_bias_names = ['attn.in_proj_bias', 'attn.out_proj.bias', 'ln_1.bias', 'ln_2.bias', 'mlp.c_fc.bias',
+               'mlp.c_proj.bias']
+custom_keys = {k: dict(lr_mult=lower_lr_mult) for k in _stage1 + ['text_encoder.']}
+# official weight-decay exemption: every parameter whose name contains "bias" (mmengine picks the
+# longest matching key, so the low-LR biases get their own keys)
+custom_keys.update({b + n: dict(lr_mult=lower_lr_mult, decay_mult=0.)
+                    for b in _stage1 + _text_blocks for n in _bias_names})
+custom_keys['text_encoder.ln_final.bias'] = dict(lr_mult=lower_lr_mult, decay_mult=0.)
+custom_keys['bias'] = dict(decay_mult=0.)
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=base_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
+    clip_grad=dict(max_norm=1.0, norm_type=2),
+    paramwise_cfg=dict(custom_keys=custom_keys))
+max_epochs = 10
+warmup_epochs = 1.5  # 15% of the steps
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-8, by_epoch=True, begin=0, end=warmup_epochs,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True, begin=warmup_epochs, end=max_epochs,
+         T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
+randomness = dict(seed=42, deterministic=False)
+auto_scale_lr = dict(enable=False, base_batch_size=768)

@@ -1,0 +1,55 @@
+"""Convert an official SegCLIP checkpoint (``segclip.bin``) for mmseg_ovs' SegCLIP.
+
+Usage: python tools/convert_segclip_checkpoint.py SRC.bin DST.pth [--inference-only]
+
+The result is ``dict(state_dict=..., meta=...)`` with mmseg_ovs key names (``backbone.visual.*``,
+``neck.*``, ``text_encoder.*``, ``reconstruction.*``), loadable by tools/test.py and tools/train.py
+(``load_from``). ``--inference-only`` drops the training-only reconstruction branch.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmseg_ovs.utils.convert_segclip import convert_segclip_state_dict  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('src', help='official SegCLIP checkpoint (e.g. segclip.bin)')
+    parser.add_argument('dst', help='output .pth')
+    parser.add_argument('--inference-only', action='store_true',
+                        help='drop the reconstruction branch (layers_mae2, a_fc, vis_mae_decoder)')
+    parser.add_argument('--first-stage-layers', type=int, default=None,
+                        help='blocks before the group module (default: counted from the file)')
+    args = parser.parse_args()
+    if not osp.isfile(args.src):
+        raise SystemExit(f'checkpoint not found: {args.src}')
+    try:
+        ckpt = torch.load(args.src, map_location='cpu', weights_only=True)
+    except Exception as err:  # noqa: BLE001
+        raise SystemExit(f'cannot read {args.src} as a weights-only checkpoint: {err}')
+    if isinstance(ckpt, dict) and 'state_dict' in ckpt and isinstance(ckpt['state_dict'], dict):
+        ckpt = ckpt['state_dict']
+    if not isinstance(ckpt, dict) or not ckpt:
+        raise SystemExit(f'{args.src} holds no state dict')
+    try:
+        state_dict = convert_segclip_state_dict(ckpt, args.first_stage_layers)
+    except KeyError as err:
+        raise SystemExit(f'{args.src}: {err}')
+    if args.inference_only:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith('reconstruction.')}
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    tmp = args.dst + '.tmp'
+    torch.save(dict(state_dict=state_dict,
+                    meta=dict(converted_from=osp.basename(args.src), method='SegCLIP')), tmp)
+    os.replace(tmp, args.dst)
+    print(f'wrote {len(state_dict)} tensors to {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
