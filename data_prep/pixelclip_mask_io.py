@@ -1,0 +1,46 @@
+"""Shared helpers of the PixelCLIP mask tools: SA-1B-style JSON with COCO RLE, atomic writes."""
+import json
+import os
+import os.path as osp
+from typing import List
+
+import numpy as np
+
+IMG_EXTS = ('.jpg', '.jpeg', '.png')
+
+
+def list_images(root: str) -> List[str]:
+    """Relative paths of the images under ``root`` (sorted, recursive)."""
+    if not osp.isdir(root):
+        raise FileNotFoundError(f'image folder not found: {root}')
+    return sorted(osp.relpath(osp.join(r, n), root) for r, _, files in os.walk(root)
+                  for n in files if n.lower().endswith(IMG_EXTS))
+
+
+def encode_masks(masks: np.ndarray) -> List[dict]:
+    """(n, H, W) bool -> SA-1B ``annotations`` entries (COCO RLE, bbox XYWH, area)."""
+    from pycocotools import mask as mask_utils
+    if len(masks) == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    areas, boxes = mask_utils.area(rles), mask_utils.toBbox(rles)
+    return [dict(segmentation=dict(size=[int(s) for s in r['size']], counts=r['counts'].decode('ascii')),
+                 area=int(a), bbox=[float(v) for v in b]) for r, a, b in zip(rles, areas, boxes)]
+
+
+def write_json_atomic(obj: dict, path: str) -> None:
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def write_masks_json(masks: np.ndarray, image_rel: str, path: str) -> None:
+    h, w = masks.shape[1:] if len(masks) else (0, 0)
+    write_json_atomic(dict(image=dict(file_name=image_rel, height=int(h), width=int(w)),
+                           annotations=encode_masks(masks)), path)
+
+
+def mask_json_path(out_dir: str, image_rel: str) -> str:
+    return osp.join(out_dir, osp.splitext(image_rel)[0] + '.json')
