@@ -92,6 +92,7 @@ def process_shard(tar_path: str, out_root: str, scale: float = 0.5, quality: int
             os.replace(tmp, img_out)
             write_json_atomic(ann, ann_out)
             n += 1
+    os.makedirs(osp.dirname(done_flag), exist_ok=True)
     open(done_flag, 'w').close()
     return n
 
