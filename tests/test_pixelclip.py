@@ -9,6 +9,14 @@ import torch
 
 
 # ------------------------------------------------------------------------------------------ helpers
+@pytest.fixture(scope='module')
+def tiny_clip_cfg():
+    """A tiny QuickGELU open_clip CLIP (random weights)."""
+    return dict(embed_dim=32, quick_gelu=True,
+                vision_cfg=dict(image_size=64, patch_size=8, width=64, layers=3, head_width=16),
+                text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=4, layers=2))
+
+
 def tiny_segmentor(tiny_clip_cfg, **kw):
     import mmseg_ovs  # noqa: F401
     from mmseg.registry import MODELS
@@ -163,7 +171,7 @@ def write_sa1b(tmp_path, n_masks=130, h=60, w=80, stem='sa_1'):
     (tmp_path / 'annotations' / 'sh').mkdir(parents=True, exist_ok=True)
     # the image encodes mask 2 in its red channel, to check alignment after geometric transforms
     img = np.zeros((h, w, 3), np.uint8)
-    img[..., 0] = masks[:, :, 2] * 255
+    img[..., 0] = masks[:, :, min(2, n_masks - 1)] * 255
     Image.fromarray(img).save(tmp_path / 'images' / 'sh' / f'{stem}.png')
     with open(tmp_path / 'annotations' / 'sh' / f'{stem}.json', 'w') as f:
         json.dump(dict(image=dict(height=h, width=w), annotations=anns), f)

@@ -1,8 +1,7 @@
 # SA-1B images (half size, see data_prep/sa1b_subset.py) with unlabeled masks, PixelCLIP augmentation:
 # weak view = ResizeShortestEdge(1024, max 1333) -> random 640 crop -> SSD colour aug -> flip (teacher);
 # strong view = weak + colour jitter / grayscale / blur / black cutout (student); cutout removed from masks.
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
+# (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
 
 sa1b_root = 'data/sa1b'
 mask_folder = 'annotations'  # SA-1B masks; 'sam_masks' / 'dino_masks' from data_prep/

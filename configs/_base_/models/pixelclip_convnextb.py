@@ -2,8 +2,7 @@
 # trained, 640x640 input (20x20x640 dense features), EPS 1.
 # Set ``clip_weights`` to the local open_clip checkpoint of that model.
 _base_ = ['./pixelclip_vitb16.py']
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
+# (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
 
 clip_weights = None
 model = dict(

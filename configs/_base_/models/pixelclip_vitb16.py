@@ -1,8 +1,7 @@
 # PixelCLIP, CLIP ViT-B/16 (OpenAI weights): student with the modified dense last block at 320x320,
 # EMA teacher, frozen text tower, 64 learnable prompt clusters, EPS 100.
 # Set ``clip_weights`` to a local OpenAI ViT-B-16 archive (nothing is downloaded).
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
+# (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
 
 clip_weights = None
 # images stay 0-255 BGR here; PixelCLIPSegmentor converts to RGB and applies the CLIP mean/std

@@ -1,7 +1,6 @@
 # PixelCLIP schedule: AdamW 2e-4 (x0.01 image encoder, x10 prompts), wd 1e-4 (0 on norms),
 # global grad-norm clip 0.01, cosine 1.0x -> 0.5x over 10k iterations, no warm-up.
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
+# (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
 
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -15,7 +14,6 @@ param_scheduler = [
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=10000, val_interval=1000)
 val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
