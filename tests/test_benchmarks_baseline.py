@@ -5,17 +5,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from . import _benchmark_trees as trees
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
 def tiny_cfg(tiny_clip_cfg):
-    return tiny_clip_cfg
+    return trees.open_clip_model_cfg(tiny_clip_cfg)
 
 
 def build(tiny_cfg, **kwargs):
     import mmseg_ovs  # noqa: F401
+    from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
+    init_default_scope('mmseg')
     torch.manual_seed(0)
     cfg = dict(
         type='DenseCLIPBaseline',
@@ -50,8 +54,9 @@ def test_dense_modes(tiny_cfg, mode):
             if mode == 'pixelclip':
                 v = v + x[:, :1]
                 v = v + blk.mlp(blk.ln_2(v))
-            ref = bb.project(v[:, 1:]).transpose(1, 2).reshape(2, -1, 3, 5)
-    assert feats.shape == (2, tiny_cfg['embed_dim'], 3, 5)
+            ref = bb.project(v[:, 1:]).transpose(1, 2).reshape(2, -1, *bb.grid_size(img))
+    p = tiny_cfg['vision_cfg']['patch_size']
+    assert feats.shape == (2, tiny_cfg['embed_dim'], 48 // p, 80 // p)
     torch.testing.assert_close(feats, F.normalize(ref, dim=1), atol=1e-5, rtol=1e-5)
 
 

@@ -21,7 +21,8 @@ BENCHES = ['voc21', 'context60', 'coco_object', 'voc20', 'cityscapes', 'context5
 def _tiny_configs(tmp, method='clip_baseline', prefix='clip_vitb16'):
     """Per-benchmark configs inheriting the shipped ones, with a tiny CLIP and small test scale."""
     from mmengine.config import Config
-    tiny = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'clip', 'tiny_vit.py')).tiny_clip_cfg.to_dict()
+    tiny = trees.open_clip_model_cfg(
+        Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'clip', 'tiny_vit.py')).tiny_clip_cfg.to_dict())
     for bench in BENCHES:
         base = osp.join(ROOT, 'configs', 'benchmarks', method, f'{prefix}_{bench}.py')
         pipeline = Config.fromfile(base).test_pipeline

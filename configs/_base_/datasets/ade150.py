@@ -1,9 +1,7 @@
 # ADE20K-150 val (ADEChallengeData2016) (2000 images). Prepare with data_prep/prepare_benchmarks.py ade20k.
 # Method configs replace ``test_pipeline`` (and re-set ``test_dataloader.dataset.pipeline``) with
 # their protocol's resize; the default here is mmseg's short side 448.
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
-
+# (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
 bench = 'ade150'
 dataset_type = 'ADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'

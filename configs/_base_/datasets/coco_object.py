@@ -1,9 +1,7 @@
 # COCO-Object val2017, background + 80 things (5000 images). Prepare with data_prep/convert_coco_object.py.
 # Method configs replace ``test_pipeline`` (and re-set ``test_dataloader.dataset.pipeline``) with
 # their protocol's resize; the default here is mmseg's short side 448.
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
-
+# (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
 bench = 'coco_object'
 dataset_type = 'COCOObjectDataset'
 data_root = 'data/coco_stuff164k'

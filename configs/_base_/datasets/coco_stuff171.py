@@ -1,9 +1,7 @@
 # COCO-Stuff-164k val2017, 171 classes (5000 images). Prepare with data_prep/prepare_benchmarks.py coco_stuff.
 # Method configs replace ``test_pipeline`` (and re-set ``test_dataloader.dataset.pipeline``) with
 # their protocol's resize; the default here is mmseg's short side 448.
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
-
+# (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
 bench = 'coco_stuff171'
 dataset_type = 'COCOStuffDataset'
 data_root = 'data/coco_stuff164k'

@@ -1,9 +1,7 @@
 # PASCAL VOC 2012 val, 20 classes, background ignored (1449 images). Prepare with data_prep/prepare_benchmarks.py voc.
 # Method configs replace ``test_pipeline`` (and re-set ``test_dataloader.dataset.pipeline``) with
 # their protocol's resize; the default here is mmseg's short side 448.
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
-
+# (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
 bench = 'voc20'
 dataset_type = 'PascalVOC20Dataset'
 data_root = 'data/VOCdevkit/VOC2012'

@@ -1,9 +1,7 @@
 # Training-free dense CLIP ViT-B/16 (MaskCLIP-style value path), the "CLIP" row of the tables.
 # Set ``clip_weights`` (local OpenAI ViT-B/16 archive or OpenCLIP checkpoint), e.g.
 #   --cfg-options model.backbone.pretrained=ckpts/ViT-B-16.pt model.text_encoder.pretrained=ckpts/ViT-B-16.pt
-default_scope = 'mmseg'
-custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
-
+# (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
 clip_mean = [122.7709383, 116.7460125, 104.09373615]  # CLIP statistics x 255
 clip_std = [68.5005327, 66.6321579, 70.32316305]
 clip_weights = None

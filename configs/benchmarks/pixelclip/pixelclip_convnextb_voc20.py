@@ -2,7 +2,7 @@
 # squash to 640x640 (aspect not kept), features bilinear to 64x64, cosine with the 8
 # 'imagenet_select' templates, no background, no sliding window, argmax.
 # Vocabulary: mmseg_ovs/datasets/class_names/cls_voc20.txt (= PixelCLIP datasets/*.json).
-_base_ = ['../../_base_/default_runtime.py', '../../pixelclip/pixelclip_convnextb.py', '../../_base_/datasets/voc20.py']
+_base_ = ['../../_base_/models/pixelclip_convnextb.py', '../../_base_/datasets/voc20.py']
 default_scope = 'mmseg'
 custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 

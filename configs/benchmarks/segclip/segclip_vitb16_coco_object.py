@@ -2,7 +2,7 @@
 # short side 224 (cv2 bilinear), slide 224/224, template 'single' ("a photo of a {}."),
 # background threshold 0.65 (coco.py:43); 'background' is thresholded, not prompted.
 # Override e.g. --cfg-options model.bg_thresh=0.7 model.templates=imagenet model.test_cfg.stride="(112,112)"
-_base_ = ['../../_base_/default_runtime.py', '../../segclip_vitb16.py', '../../_base_/datasets/coco_object.py']
+_base_ = ['../../segclip_vitb16.py', '../../_base_/datasets/coco_object.py']
 default_scope = 'mmseg'
 custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 

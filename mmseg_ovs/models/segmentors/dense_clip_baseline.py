@@ -8,7 +8,7 @@ from mmseg.models.segmentors import BaseSegmentor
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptSampleList, SampleList
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmseg_ovs.datasets.class_names import load_class_names
 
@@ -144,10 +144,12 @@ class DenseCLIPBaseline(BaseSegmentor):
         c = x.shape[-1]
         v = F.linear(block.ln_1(x), attn.in_proj_weight[2 * c:], attn.in_proj_bias[2 * c:])
         v = attn.out_proj(v)
+        ls_1 = getattr(block, 'ls_1', None) or nn.Identity()  # open_clip LayerScale (Identity for CLIP)
+        ls_2 = getattr(block, 'ls_2', None) or nn.Identity()
         if self.dense_mode == 'value':
             return v
-        y = v + x[:, :1]
-        return y + block.mlp(block.ln_2(y))
+        y = ls_1(v) + x[:, :1]
+        return y + ls_2(block.mlp(block.ln_2(y)))
 
     def class_logits(self, feats: Tensor) -> Tensor:
         """Dense features (B, E, h, w) -> class scores (B, num_classes, h, w)."""
