@@ -291,3 +291,66 @@ def test_configs_recipe(project_root, name):
     assert cfg.model.finetune == ('attention' if vit else 'full')
     masks = cfg.train_dataloader.dataset.data_prefix.mask_path
     assert masks == ('dino_masks' if 'dino' in name else 'annotations')
+
+
+def test_convnext_student_full_finetune():
+    """ConvNeXt path (tiny timm convnext_atto through open_clip): whole tower trains, EPS 1."""
+    from mmseg.structures import SegDataSample
+    import mmseg_ovs  # noqa: F401
+    from mmseg.registry import MODELS
+    cfg = dict(embed_dim=32, vision_cfg=dict(timm_model_name='convnext_atto', timm_model_pretrained=False,
+                                             timm_pool='', timm_proj='linear', image_size=64),
+               text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=4, layers=2))
+    model = MODELS.build(dict(
+        type='PixelCLIPSegmentor', backbone=dict(type='OpenCLIPConvNeXt', model_cfg=cfg),
+        text_encoder=dict(type='OpenCLIPTextEncoder', model_cfg=cfg),
+        decode_head=dict(type='OnlineClusterHead', num_clusters=8, eps=1.0, mask_resolution=(32, 32)),
+        finetune='full', clip_resolution=(64, 64), class_names=['a', 'b'], input_channel_order='rgb'))
+    assert all(p.requires_grad for p in model.backbone.parameters())
+    sample = SegDataSample()
+    sample.unlabeled_masks = random_masks(4, 48, 48)
+    losses = model.train().loss(torch.rand(1, 6, 48, 48) * 255, [sample])
+    losses['loss_masks'].backward()
+    assert torch.isfinite(losses['loss_masks'])
+    assert model.backbone.visual.trunk.stem[0].weight.grad is not None
+    pred = model.eval().predict(torch.rand(1, 3, 48, 48) * 255)
+    assert pred[0].seg_logits.data.shape == (2, 48, 48)
+
+
+def test_runner_two_iterations_with_recipe(tmp_path, tiny_clip_cfg, project_root):
+    """The shipped ViT config trains end to end (tiny model, synthetic SA-1B folder) and its optimizer
+    applies the recipe's lr multipliers and norm weight decay."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    for i in range(2):
+        write_sa1b(tmp_path, n_masks=20, h=60, w=80, stem=f'img{i}')
+    cfg = Config.fromfile(osp.join(project_root, 'configs/pixelclip/pixelclip_vitb16_sa1b.py'))
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.model.backbone = dict(type='PixelCLIPDenseViT', model_cfg=tiny_clip_cfg)
+    cfg.model.text_encoder = dict(type='OpenCLIPTextEncoder', model_cfg=tiny_clip_cfg)
+    cfg.model.decode_head.num_clusters = 8
+    cfg.model.decode_head.mask_resolution = (32, 32)
+    cfg.model.clip_resolution = (64, 64)
+    cfg.model.class_names = ['cat', 'dog']
+    cfg.model.data_preprocessor.size = (48, 48)
+    cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    cfg.train_dataloader.dataset.update(data_root=str(tmp_path), img_suffix='.png')
+    cfg.train_dataloader.dataset.pipeline[2].update(short_edges=64, max_size=200, crop_size=(48, 48))
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=100)
+    cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+    cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+    cfg.param_scheduler[0].update(T_max=2, end=2)
+    cfg.default_hooks.logger.interval = 1
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    teacher0 = model.teacher.visual.positional_embedding.clone()
+    runner.train()
+    groups = runner.optim_wrapper.optimizer.param_groups
+    by_param = {id(p): g for g in groups for p in g['params']}
+    assert by_param[id(model.decode_head.prompt_tokens)]['initial_lr'] == pytest.approx(2e-3)
+    attn = model.backbone.visual.transformer.resblocks[0].attn.in_proj_weight
+    assert by_param[id(attn)]['initial_lr'] == pytest.approx(2e-6)
+    gn = model.decode_head.decoder.conv1.double_conv[1].weight
+    assert by_param[id(gn)]['weight_decay'] == 0
+    assert by_param[id(model.decode_head.decoder.conv0.weight)]['weight_decay'] == pytest.approx(1e-4)
+    assert not torch.equal(teacher0, model.teacher.visual.positional_embedding)  # EMA followed the student
