@@ -14,13 +14,11 @@ import os.path as osp
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from tqdm import tqdm
 
 try:
-    from pixelclip_mask_io import list_images, mask_json_path, write_masks_json
+    from pixelclip_mask_io import masks_for_folder
 except ImportError:
-    from data_prep.pixelclip_mask_io import list_images, mask_json_path, write_masks_json
+    from data_prep.pixelclip_mask_io import masks_for_folder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -85,24 +83,9 @@ def dino_masks(model, img: np.ndarray, n_clusters: int = 16, patch: int = 16, de
 
 
 def run(img_dir, out_dir, model, n_clusters=16, device='cpu', overwrite=False):
-    images = list_images(img_dir)
-    written = skipped = 0
-    failed = []
-    for rel in tqdm(images, desc='DINO masks'):
-        out = mask_json_path(out_dir, rel)
-        if osp.isfile(out) and not overwrite:
-            skipped += 1
-            continue
-        try:
-            img = np.asarray(Image.open(osp.join(img_dir, rel)).convert('RGB'))
-        except OSError as err:
-            failed.append(f'{rel}: {err}')
-            continue
-        write_masks_json(dino_masks(model, img, n_clusters, device=device), rel, out)
-        written += 1
-    if failed:
-        print(f'{len(failed)} unreadable images skipped, e.g. {failed[0]}')
-    return written, skipped, failed
+    """Write one JSON per image; returns (written, skipped_existing, failed)."""
+    return masks_for_folder(img_dir, out_dir, lambda img: dino_masks(model, img, n_clusters, device=device),
+                            'DINO masks', overwrite)
 
 
 def main():

@@ -44,3 +44,31 @@ def write_masks_json(masks: np.ndarray, image_rel: str, path: str) -> None:
 
 def mask_json_path(out_dir: str, image_rel: str) -> str:
     return osp.join(out_dir, osp.splitext(image_rel)[0] + '.json')
+
+
+def masks_for_folder(img_dir: str, out_dir: str, make_masks, desc: str, overwrite: bool = False):
+    """Run ``make_masks(rgb uint8 (H, W, 3)) -> bool (n, H, W)`` on every image of ``img_dir`` and write
+    one SA-1B-style JSON per image under ``out_dir`` (same relative path).
+
+    Resumable (existing JSON files are skipped unless ``overwrite``), atomic writes, progress bar;
+    unreadable images are counted, reported and skipped. Returns (written, skipped_existing, failed).
+    """
+    from PIL import Image
+    from tqdm import tqdm
+    written = skipped = 0
+    failed = []
+    for rel in tqdm(list_images(img_dir), desc=desc):
+        out = mask_json_path(out_dir, rel)
+        if osp.isfile(out) and not overwrite:
+            skipped += 1
+            continue
+        try:
+            img = np.asarray(Image.open(osp.join(img_dir, rel)).convert('RGB'))
+        except OSError as err:
+            failed.append(f'{rel}: {err}')
+            continue
+        write_masks_json(make_masks(img), rel, out)
+        written += 1
+    if failed:
+        print(f'{len(failed)} unreadable images skipped, e.g. {failed[0]}')
+    return written, skipped, failed

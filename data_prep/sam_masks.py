@@ -9,13 +9,11 @@ import argparse
 import os.path as osp
 
 import numpy as np
-from PIL import Image
-from tqdm import tqdm
 
 try:
-    from pixelclip_mask_io import list_images, mask_json_path, write_masks_json
+    from pixelclip_mask_io import masks_for_folder
 except ImportError:  # imported as data_prep.sam_masks
-    from data_prep.pixelclip_mask_io import list_images, mask_json_path, write_masks_json
+    from data_prep.pixelclip_mask_io import masks_for_folder
 
 
 def build_generator(checkpoint: str, model_type: str, device: str, **kwargs):
@@ -28,27 +26,11 @@ def build_generator(checkpoint: str, model_type: str, device: str, **kwargs):
 
 def run(img_dir, out_dir, generator, overwrite=False):
     """Write one JSON per image; returns (written, skipped_existing, failed)."""
-    images = list_images(img_dir)
-    written = skipped = 0
-    failed = []
-    for rel in tqdm(images, desc='SAM masks'):
-        out = mask_json_path(out_dir, rel)
-        if osp.isfile(out) and not overwrite:
-            skipped += 1
-            continue
-        try:
-            img = np.asarray(Image.open(osp.join(img_dir, rel)).convert('RGB'))
-        except OSError as err:
-            failed.append(f'{rel}: {err}')
-            continue
+    def make_masks(img):
         records = generator.generate(img)
-        masks = np.stack([r['segmentation'] for r in records]) if records else \
-            np.zeros((0,) + img.shape[:2], bool)
-        write_masks_json(masks, rel, out)
-        written += 1
-    if failed:
-        print(f'{len(failed)} unreadable images skipped, e.g. {failed[0]}')
-    return written, skipped, failed
+        return (np.stack([r['segmentation'] for r in records]) if records
+                else np.zeros((0,) + img.shape[:2], bool))
+    return masks_for_folder(img_dir, out_dir, make_masks, 'SAM masks', overwrite)
 
 
 def main():

@@ -240,14 +240,26 @@ def test_sa1b_dataset_lists_and_skips(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ prep/configs
-def test_dino_kmeans_masks_partition():
-    from data_prep.dino_masks import build_dino, dino_masks
+def test_dino_kmeans_masks_partition(tmp_path):
+    from PIL import Image
+    import mmseg_ovs  # noqa: F401
+    from mmseg.registry import TRANSFORMS
+    from data_prep.dino_masks import build_dino, dino_masks, run
     torch.manual_seed(0)
     model = build_dino(None)
     img = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     masks = dino_masks(model, img, n_clusters=4)
     assert masks.shape[1:] == (48, 64) and 1 <= masks.shape[0] <= 4
     assert (masks.sum(0) == 1).all()  # a partition
+    (tmp_path / 'img' / 'a').mkdir(parents=True)
+    Image.fromarray(img).save(tmp_path / 'img' / 'a' / 'x.jpg')
+    (tmp_path / 'img' / 'a' / 'broken.jpg').write_bytes(b'not an image')
+    written, skipped, failed = run(str(tmp_path / 'img'), str(tmp_path / 'out'), model, n_clusters=4)
+    assert (written, skipped, len(failed)) == (1, 0, 1)
+    assert run(str(tmp_path / 'img'), str(tmp_path / 'out'), model, n_clusters=4)[:2] == (0, 1)  # resumable
+    res = TRANSFORMS.build(dict(type='LoadUnlabeledMasks'))(
+        dict(mask_path=str(tmp_path / 'out' / 'a' / 'x.json'), img_shape=(48, 64)))
+    assert res['num_unlabeled_masks'] >= 1
 
 
 def test_sa1b_subset_resizes_masks_with_images(tmp_path):
