@@ -312,3 +312,22 @@ def test_train_step(path):
     for k, g in grads.items():
         assert params[k].grad is not None, f'no gradient for {k}'
         check(f'grad {k}', params[k].grad, g, GRAD)
+
+
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'train_step*.pt'))
+def test_convert_checkpoint_tool(path, tmp_path):
+    """tools/convert_pixelclip_checkpoint.py on an official-style ``{'model': ...}`` checkpoint: every
+    key lands in PixelCLIPSegmentor (strict load after syncing the teacher's frozen part)."""
+    from tests.utils import run_tool
+    import sys
+    fx = load_fixture(path)
+    src, dst = tmp_path / 'official.pth', tmp_path / 'converted.pth'
+    torch.save({'model': fx['state_dict'], 'iteration': 9999}, src)
+    run_tool([sys.executable, 'tools/convert_pixelclip_checkpoint.py', str(src), str(dst)])
+    sd = torch.load(dst, weights_only=True)['state_dict']
+    model = build_model(fx['config'])
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    assert not unexpected
+    # only the teacher's frozen tensors (equal to the student's, not stored) may be missing
+    assert all(k.startswith('teacher.') for k in missing), missing[:5]
+    assert torch.equal(model.decode_head.prompt_tokens, fx['state_dict']['sem_seg_head.predictor.prompt_tokens'])
