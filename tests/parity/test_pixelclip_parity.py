@@ -206,14 +206,21 @@ def test_prompt_embeddings(path):
     check_exact('prompt_word_ids', head.prompt_word_ids, out['prompt_word_ids'])
     check('prompt_tokens_init', head.prompt_tokens, out['prompt_tokens_init'])
     check('prompt_tokens (checkpoint) == init', prompt_sd, out['prompt_tokens_init'])
-    check_exact('template_token_ids', head.template_tokens, out['template_token_ids'])
+    n = head.template_tokens.shape[1]  # 13: truncated after EOT (exact under the causal mask)
+    check_exact('template_token_ids', head.template_tokens, out['template_token_ids'][:, :n])
+    assert not out['template_token_ids'][:, n:].any()
     check_exact('placeholder_positions', head.placeholder_mask[0].nonzero()[:, 0], out['placeholder_positions'])
     assert int(head.template_tokens.argmax(-1)) == out['eot_position']
-    check('template_token_embeddings', te.token_embedding(head.template_tokens), out['template_token_embeddings'])
+    check('template_token_embeddings', te.token_embedding(head.template_tokens),
+          out['template_token_embeddings'][:, :n])
     check('prompted_token_embeddings_row0', head.prompted_token_embeddings(te.token_embedding)[0],
-          out['prompted_token_embeddings_row0'])
+          out['prompted_token_embeddings_row0'][:n])
     emb = head.cluster_embeddings(te)
     check('text_embeddings', emb, out['text_embeddings'])
+    # the full 77-token context (official) gives the same embeddings
+    head77 = type(head)(truncate_after_eot=False)
+    head77.init_prompts(te)
+    check('text_embeddings (77 tokens)', head77.cluster_embeddings(te), out['text_embeddings'])
     normed = torch.nn.functional.normalize(emb, dim=-1)
     check('text_embeddings_normalized', normed, out['text_embeddings_normalized'])
     (normed * fx['inputs']['probe']).sum().backward()
