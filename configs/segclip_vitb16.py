@@ -16,10 +16,13 @@ crop_size = (224, 224)
 
 data_preprocessor = dict(
     type='SegDataPreProcessor',
-    # CLIP mean/std x 255; images are loaded BGR and flipped to RGB. No test-time padding.
+    # CLIP mean/std x 255; images are loaded BGR and flipped to RGB. Training crops are already
+    # 224 x 224 (size only satisfies mmseg's batching); no test-time padding (official: batch 1; a
+    # padded crop would change the crop grid).
     mean=[122.7709383, 116.7460125, 104.09373615],
     std=[68.5005327, 66.6321579, 70.32316305],
     bgr_to_rgb=True,
+    size=crop_size,
     pad_val=0,
     seg_pad_val=255)
 model = dict(
@@ -66,7 +69,9 @@ train_pipeline = [
     dict(type='RandomResizedCropWithSuperpixels', size=224, scale=(0.5, 1.0),
          ratio=(3. / 4., 4. / 3.), patch_size=16),
     dict(type='TokenizeCaption', context_length=32),
-    dict(type='PackSegInputs', meta_keys=('img_path', 'ori_shape', 'img_shape', 'caption')),
+    dict(type='PackSegInputs',
+         meta_keys=('img_path', 'ori_shape', 'img_shape', 'caption', 'caption_tokens',
+                    'superpixel_labels')),
 ]
 train_dataloader = dict(
     batch_size=96,
@@ -77,9 +82,10 @@ train_dataloader = dict(
     dataset=dict(
         type='ConcatDataset',
         datasets=[
-            dict(type='CC3MCaptionDataset', data_root='data/cc3m', pipeline=train_pipeline),
-            dict(type='COCOCaptionDataset', data_root='data/coco', split='train',
-                 pipeline=train_pipeline),
+            dict(type='CC3MCaptionDataset', data_root='data/cc3m',
+                 superpixel_root='data/superpixels/cc3m', pipeline=train_pipeline),
+            dict(type='COCOCaptionDataset', data_root='data/coco', ann_file='karpathy/dataset_coco.json',
+                 split='train', superpixel_root='data/superpixels/coco', pipeline=train_pipeline),
         ]))
 
 # ----------------------------------------------------------------------------- optimisation

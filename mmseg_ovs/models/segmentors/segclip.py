@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.config import ConfigDict
 from mmseg.models.segmentors import BaseSegmentor, EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
@@ -76,6 +77,9 @@ class SegCLIP(BaseSegmentor):
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        backbone = dict(backbone)
+        # SegCLIP uses every CLIP block, ln_post and proj (none may be frozen as "unused")
+        backbone.setdefault('out_dense_proj', True)
         self.backbone = MODELS.build(backbone)
         self.text_encoder = MODELS.build(text_encoder)
         width = self.backbone.width
@@ -106,7 +110,7 @@ class SegCLIP(BaseSegmentor):
         self.bg_thresh = bg_thresh
         self.topk = topk
         self.train_cfg = train_cfg
-        self.test_cfg = test_cfg
+        self.test_cfg = ConfigDict(test_cfg if test_cfg is not None else dict(mode='whole'))
         self.align_corners = False
         self.class_names = None
         self.register_buffer('class_embeddings', torch.empty(0), persistent=False)
