@@ -417,6 +417,7 @@ def test_mixing_group_neck_in_stock_encoder_decoder():
 
 def test_mixing_superpixel_kl_as_extra_loss_of_stock_model():
     model, logs, _, _ = _train_few('configs/examples/vit_fcn_superpixel_kl_toy.py', iters=2)
+    assert not model.with_neck and type(model.backbone).__name__ == 'VisionTransformer'
     for log in logs:
         assert 'decode.loss_superpixel_kl' in log and 'decode.loss_ce' in log
         assert math.isfinite(float(log['decode.loss_superpixel_kl']))

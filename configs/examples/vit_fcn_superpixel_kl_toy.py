@@ -1,22 +1,12 @@
 # Mixing: SegCLIP's SuperpixelKLLoss as an extra loss of a stock mmseg model (mmseg's VisionTransformer
-# + FCN head on the toy scenes): besides cross-entropy, the head's hard Gumbel assignment over classes is
-# pulled towards its mean over each region of the label map (symmetric KL, weight 0.1). Any map of
-# region ids with the label's size works as the target, e.g. superpixels packed as the segmentation map.
-_base_ = ['./clip_vit_fcn_toy.py']
+# + FCN head on the toy scenes, no group neck): besides cross-entropy, the head's hard Gumbel assignment
+# over classes is pulled towards its mean over each region of the label map (symmetric KL, weight 0.1).
+# Any map of region ids with the label's size works as the target, e.g. superpixels packed as the
+# segmentation map.
+_base_ = ['./group_neck_vit_fcn_toy.py']
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='VisionTransformer',
-        img_size=(64, 64),
-        patch_size=8,
-        embed_dims=64,
-        num_layers=4,
-        num_heads=4,
-        mlp_ratio=4,
-        out_indices=(3, ),
-        final_norm=True,
-        interpolate_mode='bicubic'),
+    neck=None,
     decode_head=dict(loss_decode=[
         dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
         dict(type='SuperpixelKLLoss', input_type='logits', tau=0.9, loss_weight=0.1),
