@@ -271,6 +271,29 @@ def test_segclip_train_step_with_recipe_optimiser():
         assert not torch.equal(before[n], named[n].detach()), n
 
 
+def test_segclip_recipe_schedule_warmup_then_cosine():
+    """15% linear warm-up from ~0 then cosine to 0 over 10 epochs (per iteration)."""
+    from mmengine.config import Config
+    from mmengine.registry import PARAM_SCHEDULERS
+    _models()
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/segclip_vitb16.py'))
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=4e-3)
+    epoch_len = 20
+    scheds = [PARAM_SCHEDULERS.build(dict(s, optimizer=opt), default_args=dict(epoch_length=epoch_len))
+              for s in cfg.param_scheduler]
+    lrs = []
+    for _ in range(10 * epoch_len):
+        lrs.append(opt.param_groups[0]['lr'])
+        opt.step()
+        for s in scheds:
+            s.step()
+    warm = int(0.15 * 10 * epoch_len)
+    assert lrs[0] < 1e-9 and lrs[warm // 2] == pytest.approx(4e-3 / 2, rel=0.05)
+    assert lrs[warm] == pytest.approx(4e-3, rel=1e-6) and max(lrs) <= 4e-3 * (1 + 1e-6)
+    mid = warm + (10 * epoch_len - warm) // 2
+    assert lrs[mid] == pytest.approx(2e-3, rel=0.02) and lrs[-1] < 4e-3 * 1e-3
+
+
 def test_segclip_batched_slide_inference_equals_single_images():
     from mmseg.structures import SegDataSample
     torch.manual_seed(0)

@@ -445,3 +445,37 @@ def test_slide_inference(path):
     if 'extra_7cls' in inp:
         print(' extra_7cls case')
         _slide_case(model, inp['extra_7cls'], out['extra_7cls'], inp, with_logits=False)
+
+
+# --------------------------------------------------------------------------- converter CLI
+def test_converter_cli_strict_load(tmp_path):
+    """An official-style checkpoint (all keys of the fixture model: training_step_losses.pt plus the
+    token embedding of text_encoder.pt) -> tools/convert_segclip_checkpoint.py -> loads STRICTLY into
+    SegCLIP with mmengine (as tools/test.py does) and reproduces the image-encoder fixture."""
+    import os.path as osp
+    import sys
+
+    from mmengine.runner import load_checkpoint
+
+    from tests.utils import run_tool
+    paths = {p.values[0] and osp.basename(p.values[0]): p.values[0]
+             for pat in ('training_step*.pt', 'text_encoder*.pt', 'image_encoder*.pt')
+             for p in fixture_params('segclip', pat)}
+    need = ('training_step_losses.pt', 'text_encoder.pt', 'image_encoder_eval.pt')
+    if not all(n in paths for n in need):
+        pytest.skip(f'needs {need} in the SegCLIP fixture folder')
+    train, text, image = (load_fixture(paths[n]) for n in need)
+    official = dict(train['state_dict'])
+    official['clip.token_embedding.weight'] = text['state_dict']['clip.token_embedding.weight']
+    src, dst = str(tmp_path / 'segclip.bin'), str(tmp_path / 'converted.pth')
+    torch.save({'module.' + k: v for k, v in official.items()}, src)  # DDP-saved prefix
+    run_tool([sys.executable, 'tools/convert_segclip_checkpoint.py', src, dst])
+    model = build_segclip(train['config'])
+    load_checkpoint(model, dst, map_location='cpu', strict=True)
+    model.eval()
+    with torch.no_grad():
+        r = model.encode_image(image['inputs']['image'])
+    check('image_feature via converted checkpoint', r['image_feature'],
+          image['outputs']['image_feature'], FWD_IMAGE)
+    ckpt = torch.load(dst, weights_only=True)
+    assert set(ckpt) == {'state_dict', 'meta'}
