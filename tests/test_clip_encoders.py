@@ -12,7 +12,7 @@ from mmseg_ovs.models.clip import build_open_clip, load_clip_weights
 from mmseg_ovs.models.text_encoders import OpenCLIPTextEncoder
 
 VIT_224 = dict(embed_dim=32, quick_gelu=True,
-               vision_cfg=dict(image_size=224, patch_size=16, width=64, layers=2, heads=4),
+               vision_cfg=dict(image_size=224, patch_size=16, width=64, layers=2, head_width=16),
                text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=4, layers=2))
 CONVNEXT = dict(embed_dim=32,
                 vision_cfg=dict(timm_model_name='convnext_atto', timm_model_pretrained=False, timm_pool='',
@@ -45,17 +45,21 @@ def test_vit_pooled_matches_open_clip_at_224(reference_clip):
 
 
 def test_vit_pooled_matches_open_clip_at_other_size(reference_clip):
-    """At 320x320 our per-forward bicubic resize equals open_clip loading the checkpoint at 320."""
+    """At 320x320 our per-forward bicubic resize equals open_clip loading the checkpoint at 320
+    (open_clip resizes with antialias=True, whose bicubic kernel differs from the plain one even when
+    upsampling; the methods' own default is antialias=False)."""
     _, path = reference_clip
     cfg = copy.deepcopy(VIT_224)
     cfg['vision_cfg']['image_size'] = 320
     model_320 = CLIP(**cfg).eval()
     open_clip.load_checkpoint(model_320, path)  # open_clip's own resize_pos_embed
-    backbone = _backbone(path)
+    backbone = _backbone(path, pos_embed_antialias=True)
     img = torch.randn(1, 3, 320, 320)
     with torch.no_grad():
         torch.testing.assert_close(backbone.encode_image(img), model_320.encode_image(img), atol=1e-5, rtol=0)
         dense = backbone.dense_features(img)
+        plain = _backbone(path).encode_image(img)
+    assert (plain - model_320.encode_image(img)).abs().max() > 1e-5  # the flag matters
     assert dense.shape == (1, 32, 20, 20)
 
 

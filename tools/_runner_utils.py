@@ -14,8 +14,9 @@ from mmengine.config import Config  # noqa: E402
 def load_config(path: str, cfg_options=None, work_dir=None, launcher: str = 'none') -> Config:
     """Read a config, apply ``--cfg-options`` and the work dir, and pick the DDP backend.
 
-    ``work_dir`` precedence: CLI > config > ``./work_dirs/<config stem>``. Without CUDA the
-    distributed backend is switched to gloo, so ``dist_train.sh`` also runs on CPU-only machines.
+    ``work_dir`` precedence: CLI > config > ``./work_dirs/<config stem>``. Without CUDA a distributed
+    launch uses the gloo backend and a DDP wrapper without ``device_ids``, so ``dist_train.sh`` also
+    runs on CPU-only machines.
     """
     import mmseg_ovs  # noqa: F401  registers components and the checkpoint allow-list
 
@@ -30,13 +31,32 @@ def load_config(path: str, cfg_options=None, work_dir=None, launcher: str = 'non
     if launcher != 'none' and not torch.cuda.is_available():
         env_cfg = cfg.setdefault('env_cfg', {})
         env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+        if cfg.get('model_wrapper_cfg') is None:
+            cfg.model_wrapper_cfg = dict(type='DeviceAwareDistributedDataParallel', broadcast_buffers=False,
+                                         find_unused_parameters=cfg.get('find_unused_parameters', False))
     return cfg
+
+
+def init_cpu_distributed(cfg: Config) -> None:
+    """Start the gloo process group ourselves on CPU-only machines: mmengine's pytorch launcher
+    calls ``torch.cuda.set_device`` unconditionally. The runner then finds it initialised."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    dist_cfg = dict(cfg.env_cfg.get('dist_cfg', {}))
+    timeout = dist_cfg.get('timeout')
+    kwargs = dict(timeout=datetime.timedelta(seconds=timeout)) if timeout else {}
+    dist.init_process_group(backend='gloo', **kwargs)
 
 
 def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    init_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -6,10 +6,16 @@ with ``Unsupported global``. A checkpoint is untrusted input, so instead of swit
 we allow-list exactly the globals MMEngine checkpoints are made of:
 
 * ``mmengine.logging.HistoryBuffer`` (the message hub's log buffers);
-* numpy array / scalar reconstruction (``_reconstruct``, ``scalar``, ``ndarray``, ``dtype`` and the
-  concrete dtype classes) under both the numpy 2 (``numpy._core``) and numpy 1 (``numpy.core``)
-  module paths, since the path recorded depends on the numpy that wrote the file;
-* ``builtins.getattr``, which numpy 2 pickles use to fetch dtype classes from ``numpy.dtypes``.
+* numpy array / scalar reconstruction (``_reconstruct``, ``scalar``, ``ndarray``, ``dtype``), under
+  both the numpy 2 (``numpy._core``) and numpy 1 (``numpy.core``) module paths, since the path
+  recorded depends on the numpy that wrote the file;
+* ``builtins.getattr``, which numpy 2 pickles use to fetch the concrete dtype classes
+  (``numpy.dtypes.Float64DType``, ...) that the numpy scalars are rebuilt with; those inert classes
+  are allow-listed too. torch's restricted unpickler only calls allow-listed callables, so an
+  attribute fetched with ``getattr`` cannot be used to invoke anything else.
+
+The globals are exactly ``torch.serialization.get_unsafe_globals_in_checkpoint`` of a Runner
+checkpoint plus the dtype classes (tests/test_tools_train_test.py checks both).
 
 Everything else is still rejected by torch's restricted unpickler.
 """
@@ -32,7 +38,7 @@ def checkpoint_safe_globals() -> list:
     for module_path in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         allowed.append((_ma._reconstruct, f'{module_path}._reconstruct'))
         allowed.append((_ma.scalar, f'{module_path}.scalar'))
-    # Concrete dtype classes (numpy.dtypes.Float64DType, ...) used by numpy 2 dtype pickles.
+    # Concrete dtype classes, fetched with getattr(numpy.dtypes, ...) by numpy 2 scalar pickles.
     allowed.extend(getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith('DType'))
     return allowed
 
