@@ -18,25 +18,44 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 BENCHES = ['voc21', 'context60', 'coco_object', 'voc20', 'cityscapes', 'context59', 'ade150', 'coco_stuff171']
 
 
-def _tiny_configs(tmp, method='clip_baseline', prefix='clip_vitb16'):
+TINY_MODEL = {
+    'clip_baseline': "model = dict(backbone=dict(model_cfg={tiny!r}), text_encoder=dict(model_cfg={tiny!r}))\n",
+    'segclip': ("model = dict(backbone=dict(model_name=None, model_cfg={tiny!r}, pretrained=None),\n"
+                "             text_encoder=dict(model_name=None, model_cfg={tiny!r}, pretrained=None),\n"
+                "             first_stage_layers=2, reconstruction=None)\n"),
+    'pixelclip': ("model = dict(backbone=dict(model_cfg={tiny!r}), text_encoder=dict(model_cfg={tiny!r}),\n"
+                  "             decode_head=dict(num_clusters=8, mask_resolution=(32, 32),\n"
+                  "                              decoder=dict(mid_channels=(16, 16, 16))),\n"
+                  "             clip_resolution=(64, 64), feature_size=(16, 16))\n"),
+}
+
+
+def _tiny_configs(tmp, method='clip_baseline', prefix='clip_vitb16', benches=BENCHES):
     """Per-benchmark configs inheriting the shipped ones, with a tiny CLIP and small test scale."""
     from mmengine.config import Config
     tiny = trees.open_clip_model_cfg(
         Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'clip', 'tiny_vit.py')).tiny_clip_cfg.to_dict())
-    for bench in BENCHES:
+    os.makedirs(tmp, exist_ok=True)
+    for bench in benches:
         base = osp.join(ROOT, 'configs', 'benchmarks', method, f'{prefix}_{bench}.py')
-        pipeline = Config.fromfile(base).test_pipeline
-        for t in pipeline:
-            if t['type'] == 'Resize' and t['scale'][1] > 224:
-                t['scale'] = (512, 96)  # keep the protocol's transform, shrink the size for CPU tests
-        text = (f'_base_ = [{base!r}]\n'
-                f'model = dict(backbone=dict(model_cfg={tiny!r}), text_encoder=dict(model_cfg={tiny!r}))\n'
+        shipped = Config.fromfile(base)
+        pipeline = shipped.test_pipeline
+        for t in pipeline:  # keep the protocol's transforms, shrink the sizes for CPU tests
+            if t['type'] == 'Resize':
+                t['scale'] = (512, 96) if t['scale'][1] > 224 else (1024, 112)
+        test_cfg = {}
+        if shipped.model.get('test_cfg', {}).get('mode') == 'slide':
+            test_cfg.update(crop_size=(112, 112), stride=(112, 112))
+        if shipped.model.get('test_cfg', {}).get('squash_size'):
+            test_cfg.update(squash_size=(96, 96))
+        text = (f'_base_ = [{base!r}]\n' + TINY_MODEL[method].format(tiny=tiny) +
+                (f'model.update(test_cfg={test_cfg!r})\n' if test_cfg else '') +
                 f'test_pipeline = {list(pipeline)!r}\n'
                 'test_dataloader = dict(num_workers=0, dataset=dict(pipeline=test_pipeline))\n'
                 "default_hooks = dict(logger=dict(type='LoggerHook', interval=1))\n")
-        with open(osp.join(tmp, f'tiny_{bench}.py'), 'w') as f:
+        with open(osp.join(tmp, f'tiny_{prefix}_{bench}.py'), 'w') as f:
             f.write(text)
-    return osp.join(tmp, 'tiny_{bench}.py')
+    return osp.join(tmp, f'tiny_{prefix}_{{bench}}.py')
 
 
 @pytest.fixture(scope='module')
@@ -53,7 +72,6 @@ def setup(tmp_path_factory):
     prepare_benchmarks.main(['voc', osp.dirname(t['voc']['root'])])
     prepare_benchmarks.main(['ade20k', t['ade']['root']])
     cfgs = osp.join(root, 'cfgs')
-    os.makedirs(cfgs)
     return dict(data=data, trees=t, template=_tiny_configs(cfgs), root=root)
 
 
@@ -115,3 +133,41 @@ def test_benchmark_all_reports_errors_and_missing_configs(setup, tmp_path):
     rows = {r['benchmark']: r for r in _read_csv(osp.join(wd, 'results.csv'))}
     assert rows['voc20']['status'].startswith('error: ') and 'dense_mode' in rows['voc20']['status']
     assert rows['context59']['status'].startswith('missing: no *_context59.py config')
+
+
+def _save_checkpoint(config, path):
+    """A checkpoint of the config's (random) model, as the runner would save it."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    import mmseg_ovs  # noqa: F401
+    init_default_scope('mmseg')
+    torch.manual_seed(1)
+    model = MODELS.build(Config.fromfile(config).model)
+    torch.save(dict(meta=dict(), state_dict=model.state_dict()), path)
+
+
+@pytest.mark.parametrize('method,prefix,benches', [
+    ('segclip', 'segclip_vitb16', ['voc21', 'context60', 'coco_object']),
+    ('pixelclip', 'pixelclip_vitb16', ['voc20', 'cityscapes', 'context59', 'ade150', 'coco_stuff171']),
+])
+def test_benchmark_all_method_configs(setup, tmp_path, method, prefix, benches):
+    """The shipped SegCLIP / PixelCLIP benchmark configs (tiny towers) with a checkpoint: the folder mode
+    finds exactly the method's benchmarks, the others are reported as missing configs."""
+    import benchmark_all
+    template = _tiny_configs(str(tmp_path / 'cfgs'), method, prefix, benches)
+    ckpt = str(tmp_path / 'ckpt.pth')
+    _save_checkpoint(template.format(bench=benches[0]), ckpt)
+    wd = str(tmp_path / 'wd')
+    rc = benchmark_all.main([str(tmp_path / 'cfgs'), '--checkpoint', ckpt, '--data-root', setup['data'],
+                             '--work-dir', wd, '--device', 'cpu'])
+    assert rc == 0
+    rows = {r['benchmark']: r for r in _read_csv(osp.join(wd, 'results.csv'))}
+    for bench in BENCHES:
+        if bench in benches:
+            assert rows[bench]['status'] == 'ok', rows[bench]
+            assert 0.0 <= float(rows[bench]['mIoU']) <= 100.0
+        else:
+            assert rows[bench]['status'].startswith('missing: no *_' + bench)
+    assert rows['mean']['status'] == f'{len(benches)}/8 benchmarks'

@@ -72,6 +72,17 @@ def remap_data_root(cfg, data_root: str):
         ds.data_root = osp.join(data_root, old[len('data/'):])
 
 
+TRAINING_KEYS = ('train_dataloader', 'train_cfg', 'train_pipeline', 'optim_wrapper', 'param_scheduler',
+                 'val_dataloader', 'val_cfg', 'val_evaluator', 'auto_scale_lr')
+
+
+def strip_training(cfg):
+    """Drop the training/validation parts a method config inherits: the test runner does not use them,
+    and MMEngine pretty-prints (yapf) the whole config several times per runner."""
+    for key in TRAINING_KEYS:
+        cfg.pop(key, None)
+
+
 def missing_input(cfg):
     """First missing path of the test dataset (images folder, annotations folder, split file), or None."""
     ds = cfg.test_dataloader.dataset
@@ -95,6 +106,7 @@ def run_benchmark(bench, config, args):
         row['status'] = f'missing: no *_{bench}.py config in {args.configs}'
         return row
     cfg = load_config(config, args.cfg_options, osp.join(args.work_dir, bench), args.launcher)
+    strip_training(cfg)
     if args.data_root:
         remap_data_root(cfg, args.data_root)
     miss = missing_input(cfg)
