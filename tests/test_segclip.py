@@ -176,18 +176,22 @@ def test_contrastive_loss_gathers_with_gradients_across_ranks(tmp_path):
 
 
 # --------------------------------------------------------------------------- SegCLIP model
-def tiny_segclip(**kwargs):
+TINY_CLIP = dict(embed_dim=32, quick_gelu=True,
+                 vision_cfg=dict(image_size=64, patch_size=8, width=64, layers=12, head_width=16),
+                 text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=4, layers=2))
+
+
+def tiny_segclip(pretrained=None, **kwargs):
     MODELS = _models()
-    tiny = dict(embed_dim=32, quick_gelu=True,
-                vision_cfg=dict(image_size=64, patch_size=8, width=64, layers=12, head_width=16),
-                text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=4, layers=2))
+    tiny = TINY_CLIP
     cfg = dict(
         type='SegCLIP',
         data_preprocessor=dict(type='SegDataPreProcessor', mean=[122.7709383, 116.7460125, 104.09373615],
                                std=[68.5005327, 66.6321579, 70.32316305], bgr_to_rgb=True,
                                size=(64, 64)),
-        backbone=dict(type='OpenCLIPViT', model_name=None, model_cfg=tiny),
-        text_encoder=dict(type='OpenCLIPTextEncoder', model_name=None, model_cfg=tiny),
+        backbone=dict(type='OpenCLIPViT', model_name=None, model_cfg=tiny, pretrained=pretrained),
+        text_encoder=dict(type='OpenCLIPTextEncoder', model_name=None, model_cfg=tiny,
+                          pretrained=pretrained),
         neck=dict(type='SemanticGroupNeck', num_centres=8, num_cross_layers=2, tau=0.9),
         first_stage_layers=10,
         reconstruction=dict(mask_ratio=0.75, decoder_dim=32, decoder_depth=1, decoder_heads=8),
@@ -269,6 +273,25 @@ def test_segclip_train_step_with_recipe_optimiser():
         assert torch.equal(before[n], named[n].detach()), n
     for n in ('neck.semantic_center', 'reconstruction.a_fc.weight', 'backbone.visual.proj'):
         assert not torch.equal(before[n], named[n].detach()), n
+
+
+def test_segclip_init_from_local_clip_file(tmp_path):
+    """Both towers load the (local) CLIP file; new modules get the official N(0, 0.02) init."""
+    from mmseg_ovs.models.clip.builder import build_open_clip
+    torch.manual_seed(0)
+    clip = build_open_clip(None, model_cfg=TINY_CLIP)
+    path = str(tmp_path / 'clip.pt')
+    torch.save(clip.state_dict(), path)
+    model = tiny_segclip(pretrained=path)
+    assert torch.equal(model.backbone.visual.conv1.weight, clip.visual.conv1.weight)
+    assert torch.equal(model.backbone.visual.transformer.resblocks[11].mlp.c_fc.weight,
+                       clip.visual.transformer.resblocks[11].mlp.c_fc.weight)
+    assert torch.equal(model.text_encoder.token_embedding.weight, clip.token_embedding.weight)
+    assert torch.equal(model.text_encoder.logit_scale, clip.logit_scale)
+    for w in (model.neck.proj_o.mlp.fc1.weight, model.reconstruction.decoder.decoder_embed.weight,
+              model.neck.cross_att[0].attn.out_proj.weight):
+        assert abs(w.std().item() - 0.02) < 0.004
+    assert model.neck.proj_o.mlp.fc1.bias.abs().max() == 0
 
 
 def test_segclip_recipe_schedule_warmup_then_cosine():

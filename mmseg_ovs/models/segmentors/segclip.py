@@ -142,14 +142,17 @@ class SegCLIP(BaseSegmentor):
 
     # ------------------------------------------------------------------ encoders
     def encode_image(self, img: Tensor, gumbel_noise: Optional[Tensor] = None,
-                     return_intermediates: bool = False) -> Dict[str, Tensor]:
+                     return_intermediates: bool = False,
+                     tokens: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Image encoder.
 
+        ``tokens`` (B, 1 + N, C): the ``embed`` output when already computed.
         Returns a dict with ``image_feature`` (B, E), ``region_features`` (B, L, E),
         ``soft_assign`` / ``hard_assign`` / ``assign_logits`` (B, L, N), and, with
         ``return_intermediates``, the per-stage tokens.
         """
-        tokens = self.backbone.embed(img)
+        if tokens is None:
+            tokens = self.backbone.embed(img)
         h = self.backbone.forward_blocks(tokens[:, 1:], 0, self.first_stage_layers)
         g = self.neck(h, gumbel_noise=gumbel_noise, return_intermediates=return_intermediates)
         r = self.backbone.forward_blocks(g['group_tokens'], self.first_stage_layers)
@@ -173,10 +176,13 @@ class SegCLIP(BaseSegmentor):
     # ------------------------------------------------------------------ training
     def reconstruction_loss(self, img: Tensor, mask_noise: Optional[Tensor] = None,
                             gumbel_noise: Optional[Tensor] = None,
-                            intermediates: Optional[dict] = None) -> Tensor:
+                            intermediates: Optional[dict] = None,
+                            tokens: Optional[Tensor] = None) -> Tensor:
         """Second, masked pass: keep int(197 * 0.25) tokens (CLS always), stage 1 and the
-        group module (train mode) on the visible patches, then the reconstruction branch."""
-        tokens = self.backbone.embed(img)
+        group module (train mode) on the visible patches, then the reconstruction branch.
+        ``tokens``: the ``embed`` output of ``img`` if already computed (it is not recomputed)."""
+        if tokens is None:
+            tokens = self.backbone.embed(img)
         visible, mask, ids_restore, ids_keep = random_masking(tokens, self.mask_ratio,
                                                               mask_noise)
         h = self.backbone.forward_blocks(visible[:, 1:], 0, self.first_stage_layers)
@@ -196,7 +202,9 @@ class SegCLIP(BaseSegmentor):
                        extras: Optional[dict] = None) -> Dict[str, Tensor]:
         """All SegCLIP losses for a batch (noise may be injected for parity tests)."""
         text = self.encode_text(text_tokens)
-        enc = self.encode_image(img, gumbel_noise=gumbel_noise_main)
+        # patch embedding, positions and ln_pre once for both image passes
+        tokens = self.backbone.embed(img)
+        enc = self.encode_image(img, gumbel_noise=gumbel_noise_main, tokens=tokens)
         losses = {}
         if self.loss_contrastive is not None:
             loss, logits = self.loss_contrastive(enc['image_feature'], text, self.logit_scale,
@@ -213,7 +221,7 @@ class SegCLIP(BaseSegmentor):
         if self.reconstruction is not None:
             rec = {} if extras is not None else None
             losses['loss_reconstruction'] = self.loss_reconstruction_weight * \
-                self.reconstruction_loss(img, mask_noise, gumbel_noise_mae, rec)
+                self.reconstruction_loss(img, mask_noise, gumbel_noise_mae, rec, tokens)
             if extras is not None:
                 extras['reconstruction'] = rec
         return losses
