@@ -1,6 +1,7 @@
 """tools/benchmark_all.py end to end: converters -> configs -> Runner.test() -> Markdown/CSV tables,
 on tiny synthetic trees of all eight benchmarks with a tiny random CLIP."""
 import csv
+import glob
 import os
 import os.path as osp
 import shutil
@@ -171,3 +172,29 @@ def test_benchmark_all_method_configs(setup, tmp_path, method, prefix, benches):
         else:
             assert rows[bench]['status'].startswith('missing: no *_' + bench)
     assert rows['mean']['status'] == f'{len(benches)}/8 benchmarks'
+
+
+def test_benchmark_all_two_processes_match_one(setup, tmp_path, monkeypatch):
+    """--gpus 2 (two gloo processes on CPU, through torch.distributed.run and DDP) gives the same
+    mIoU as one process for the same checkpoint."""
+    import socket
+
+    import benchmark_all
+    template = setup['template']
+    ckpt = str(tmp_path / 'ckpt.pth')
+    _save_checkpoint(template.format(bench='voc20'), ckpt)
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        monkeypatch.setenv('PORT', str(s.getsockname()[1]))
+    miou = []
+    for gpus in ('1', '2'):
+        wd = str(tmp_path / f'wd{gpus}')
+        rc = benchmark_all.main([template, '--benchmarks', 'voc20', '--checkpoint', ckpt, '--data-root',
+                                 setup['data'], '--work-dir', wd, '--device', 'cpu', '--gpus', gpus])
+        assert rc == 0
+        rows = _read_csv(osp.join(wd, 'results.csv'))
+        assert rows[0]['status'] == 'ok'
+        miou.append(float(rows[0]['mIoU']))
+        logs = ''.join(open(p).read() for p in glob.glob(osp.join(wd, 'voc20', '*', '*.log')))
+        assert ('GPU number: 2' in logs and 'Distributed launcher: pytorch' in logs) == (gpus == '2')
+    assert miou[0] == miou[1]

@@ -85,7 +85,8 @@ class DenseCLIPBaseline(BaseSegmentor):
         text_encoder = dict(text_encoder)
         text_encoder.setdefault('frozen', True)
         self.text_encoder = MODELS.build(text_encoder)
-        self.backbone.requires_grad_(False)
+        # The image tower keeps requires_grad=True although nothing is trained: MMEngine wraps the model
+        # in DDP for multi-GPU evaluation, and DDP refuses a module without a trainable parameter.
         if load_pretrained:
             if getattr(self.backbone, 'pretrained', None):
                 self.backbone.init_weights()
