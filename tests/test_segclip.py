@@ -331,6 +331,20 @@ def test_segclip_batched_slide_inference_equals_single_images():
     for b, s in zip(both, single):
         assert torch.equal(b.pred_sem_seg.data, s.pred_sem_seg.data)
         assert torch.allclose(b.seg_logits.data, s.seg_logits.data, atol=1e-5)
+    # images of different sizes padded into one batch (bottom/right, as mmseg's stack_batch): each
+    # is inferred on its own area, equal to running it alone
+    sizes = [(64, 100), (70, 64)]
+    imgs = [torch.randn(1, 3, h, w) for h, w in sizes]
+    padded = torch.cat([F.pad(x, (0, 100 - x.shape[-1], 0, 70 - x.shape[-2])) for x in imgs])
+    metas = [dict(ori_shape=(h, w), img_shape=(h, w), pad_shape=(70, 100),
+                  padding_size=[0, 100 - w, 0, 70 - h]) for h, w in sizes]
+    with torch.no_grad():
+        both = model.predict(padded, [SegDataSample(metainfo=m) for m in metas])
+        for x, m, b in zip(imgs, metas, both):
+            alone = dict(m, pad_shape=m['img_shape'], padding_size=[0, 0, 0, 0])
+            s = model.predict(x, [SegDataSample(metainfo=alone)])[0]
+            assert b.pred_sem_seg.shape == m['ori_shape']
+            assert torch.equal(b.pred_sem_seg.data, s.pred_sem_seg.data)
     # background: strictly below min(bg_thresh, max group score) of the crop; top-2 filter
     q = det['group_class_scores']
     thr = torch.minimum(q.flatten(1).max(1)[0], torch.tensor(0.5))

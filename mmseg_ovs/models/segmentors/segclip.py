@@ -344,7 +344,17 @@ class SegCLIP(BaseSegmentor):
             batch_img_metas = [dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
                                     pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])
                                ] * inputs.shape[0]
-        seg_logits = self.inference(inputs, batch_img_metas)
+        pads = [m.get('padding_size', [0, 0, 0, 0]) for m in batch_img_metas]
+        if any(any(p) for p in pads):
+            # images of different sizes padded to one batch: slide over each image's own area
+            # (padding would shift the crop grid and enter the crops)
+            H, W = inputs.shape[-2:]
+            seg_logits = inputs.new_zeros(inputs.shape[0], self.out_channels, H, W)
+            for i, (left, right, top, bottom) in enumerate(pads):
+                seg_logits[i:i + 1, :, top:H - bottom, left:W - right] = self.inference(
+                    inputs[i:i + 1, :, top:H - bottom, left:W - right], [dict(batch_img_metas[i])])
+        else:
+            seg_logits = self.inference(inputs, batch_img_metas)
         return self.postprocess_result(seg_logits, data_samples)
 
     def _forward(self, inputs: Tensor, data_samples: OptConfigType = None) -> Tensor:
