@@ -3,7 +3,6 @@ losses (incl. DDP gathering), a training step with the recipe's optimiser settin
 inference, the data pipeline, and mixing with stock mmseg models."""
 import json
 import math
-import os
 import os.path as osp
 import sys
 

@@ -6,7 +6,6 @@ is compared with the README tolerance. Argmax / integer outputs are compared exa
 Max-abs differences per output are printed (``pytest -s``)."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,5 +1,5 @@
 """Symmetric image-text InfoNCE loss, gathered across ranks (CLIP / SegCLIP)."""
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 import torch.distributed as dist
@@ -9,15 +9,30 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 
+class _AllGatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sums every rank's gradient and returns the local slice
+    (what ``diffdist.all_gather`` does in the official code). Equal batch per rank."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(out, x.contiguous())
+        ctx.rank, ctx.batch = dist.get_rank(), x.shape[0]
+        return torch.cat(out, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.batch:(ctx.rank + 1) * ctx.batch]
+
+
 def all_gather_with_grad(x: Tensor) -> Tuple[Tensor, int]:
     """Concatenate ``x`` (B, ...) from all ranks along dim 0; gradients flow back to every
-    rank's local part (reduce-scatter in backward, like ``diffdist.all_gather``).
-
-    Returns the gathered tensor and the local rank (0 when not distributed)."""
+    rank's local part. Returns the gathered tensor and the local rank (0 if not distributed)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x, 0
-    from torch.distributed.nn.functional import all_gather
-    return torch.cat(all_gather(x), dim=0), dist.get_rank()
+    return _AllGatherWithGrad.apply(x), dist.get_rank()
 
 
 @MODELS.register_module()

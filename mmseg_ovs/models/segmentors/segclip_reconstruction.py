@@ -7,7 +7,7 @@ hard assignment), refined by two extra CLIP-style blocks (``layers_mae2``) and d
 Parameter names follow the official checkpoint (``vis_mae_decoder.*``).
 """
 from functools import partial
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
