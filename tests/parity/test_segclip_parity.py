@@ -374,7 +374,7 @@ def test_training_step_losses(path):
 
 
 # --------------------------------------------------------------------------- slide inference
-def _slide_case(model, fx_inputs, fx_outputs, shared_inputs, with_logits):
+def _slide_case(model, fx_inputs, fx_outputs, shared_inputs, with_logits, case):
     from mmseg.structures import SegDataSample
     from mmengine.config import ConfigDict
     model.set_vocabulary(fx_inputs['class_names'])
@@ -385,32 +385,32 @@ def _slide_case(model, fx_inputs, fx_outputs, shared_inputs, with_logits):
     img = shared_inputs['img']
     with torch.no_grad():
         text = model.get_class_embeddings()
-    check('class_text_embedding', text, fx_outputs['class_text_embedding'], FWD_GROUP)
-    check('logit_scale_used', model.logit_scale, fx_outputs['logit_scale_used'], (1e-5, 1e-6))
+    check(f'{case}.class_text_embedding', text, fx_outputs['class_text_embedding'], FWD_GROUP)
+    check(f'{case}.logit_scale_used', model.logit_scale, fx_outputs['logit_scale_used'], (1e-5, 1e-6))
     for k, (box, ref) in enumerate(zip(fx_outputs['crop_boxes_y1x1y2x2'].tolist(),
                                        fx_outputs['crops'])):
         y1, x1, y2, x2 = box
         with torch.no_grad():
             logits, det = model.encode_decode(img[:, :, y1:y2, x1:x2], [{}],
                                               return_details=True)
-        check(f'crop{k}.soft_attn', det['soft_assign'], ref['soft_attn'], FWD_IMAGE)
-        check(f'crop{k}.image_feature', det['image_feature'], ref['image_feature'], FWD_IMAGE)
-        check(f'crop{k}.region_features', det['region_features'][0], ref['region_features'],
+        check(f'{case}.crop{k}.soft_attn', det['soft_assign'], ref['soft_attn'], FWD_IMAGE)
+        check(f'{case}.crop{k}.image_feature', det['image_feature'], ref['image_feature'], FWD_IMAGE)
+        check(f'{case}.crop{k}.region_features', det['region_features'][0], ref['region_features'],
               FWD_IMAGE)
         near_tie = ref['group_near_tie']
-        check_exact(f'crop{k}.group_index', det['group_index'][0].to(torch.uint8),
+        check_exact(f'{case}.crop{k}.group_index', det['group_index'][0].to(torch.uint8),
                     ref['group_index'], ignore=near_tie)
         for name in ('pre_affinity_softmax', 'masked_affinity_softmax', 'group_class_scores'):
-            check(f'crop{k}.{name}', det[name][0], ref[name], FWD_GROUP)
-        check(f'crop{k}.image_class_softmax', det['image_class_softmax'], ref['image_class_softmax'],
+            check(f'{case}.crop{k}.{name}', det[name][0], ref[name], FWD_GROUP)
+        check(f'{case}.crop{k}.image_class_softmax', det['image_class_softmax'], ref['image_class_softmax'],
               FWD_GROUP)
-        check(f'crop{k}.bg_thresh_used', det['bg_thresh_used'][0], ref['bg_thresh_used'],
+        check(f'{case}.crop{k}.bg_thresh_used', det['bg_thresh_used'][0], ref['bg_thresh_used'],
               FWD_GROUP)
-        check_exact(f'crop{k}.background_mask', logits[0, 0] > 0.5, ref['background_mask'],
+        check_exact(f'{case}.crop{k}.background_mask', logits[0, 0] > 0.5, ref['background_mask'],
                     ignore=near_tie)
         if with_logits:
             stable = ~near_tie[None, None].expand_as(logits)
-            check(f'crop{k}.logits', logits * stable, ref['logits'] * stable, FWD_GROUP)
+            check(f'{case}.crop{k}.logits', logits * stable, ref['logits'] * stable, FWD_GROUP)
     # end to end through mmseg's slide inference and postprocess_result
     meta = dict(ori_shape=tuple(fx_inputs['img_meta']['ori_shape'][:2]),
                 img_shape=tuple(fx_inputs['img_meta']['img_shape'][:2]),
@@ -419,8 +419,8 @@ def _slide_case(model, fx_inputs, fx_outputs, shared_inputs, with_logits):
     with torch.no_grad():
         ds = model.predict(img, [SegDataSample(metainfo=meta)])[0]
     label = ds.pred_sem_seg.data[0].to(torch.uint8)
-    check_exact('label_map', label, fx_outputs['label_map'], ignore=fx_outputs['unstable_mask'])
-    print('  unstable pixels:', int(fx_outputs['unstable_mask'].sum()))
+    check_exact(f'{case}.label_map', label, fx_outputs['label_map'], ignore=fx_outputs['unstable_mask'])
+    print(f'  {case}.unstable pixels:', int(fx_outputs['unstable_mask'].sum()))
 
 
 @pytest.mark.parametrize('path', fixture_params('segclip', 'slide_inference*.pt'))
@@ -439,11 +439,10 @@ def test_slide_inference(path):
     img = pre(dict(inputs=[torch.from_numpy(resized).permute(2, 0, 1).contiguous()]))['inputs']
     check('img (preprocessing)', img, inp['img'], (1e-5, 0))
     model = load_converted(build_segclip(fx['config'], topk=5), fx).eval()
-    print(' main case')
-    _slide_case(model, inp, out, inp, with_logits=True)
+    _slide_case(model, inp, out, inp, with_logits=True, case='main')
     if 'extra_7cls' in inp:
-        print(' extra_7cls case')
-        _slide_case(model, inp['extra_7cls'], out['extra_7cls'], inp, with_logits=False)
+        _slide_case(model, inp['extra_7cls'], out['extra_7cls'], inp, with_logits=False,
+                    case='extra_7cls')
 
 
 # --------------------------------------------------------------------------- converter CLI
