@@ -86,6 +86,7 @@ def test_region_mean_matches_dense_superpixel_matrix():
     s = (labels[:, :, None] == labels[:, None, :]).float()
     dense = (s @ m) / s.sum(-1, keepdim=True).clamp_min(1)
     assert torch.allclose(region_mean(m, labels), dense, atol=1e-6)
+    assert torch.allclose(region_mean(m, labels, dense_max_tokens=0), dense, atol=1e-6)  # scatter
 
 
 def test_superpixel_patch_labels_legacy_nearest_crop_and_flip():

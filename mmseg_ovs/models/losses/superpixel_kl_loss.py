@@ -54,11 +54,16 @@ def superpixel_patch_labels(superpixels, crop_coord: Optional[Sequence[float]] =
     return patches.double().mean(-1).long()
 
 
-def region_mean(assign: Tensor, labels: Tensor) -> Tensor:
+def region_mean(assign: Tensor, labels: Tensor, dense_max_tokens: int = 2048) -> Tensor:
     """Mean of ``assign`` (B, N, L) over all tokens sharing a label (B, N).
 
-    Equals ``(S @ assign) / S.sum(-1)`` with S_ij = [label_i == label_j] in O(N L)."""
+    ``(S @ assign) / S.sum(-1)`` with S_ij = [label_i == label_j] (the official form, one
+    batched matmul, no host sync) up to ``dense_max_tokens`` tokens; beyond that (dense
+    heads: N = H*W) the same mean by scatter over the unique labels, in O(N L)."""
     B, N, L = assign.shape
+    if N <= dense_max_tokens:
+        same = (labels[:, :, None] == labels[:, None, :]).to(assign.dtype)
+        return (same @ assign) / same.sum(-1, keepdim=True).clamp_min(1)
     offset = torch.arange(B, device=labels.device).unsqueeze(1) * (labels.max() + 1 -
                                                                  labels.min())
     ids = (labels - labels.min() + offset).reshape(-1)
