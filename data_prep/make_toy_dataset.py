@@ -4,9 +4,12 @@ Deterministic by seed. Each scene has a textured background and a few coloured s
 occlude each other). Written:
 
 * ``<out>/val/{images,labels}/*.png`` + ``<out>/cls_toy.txt``: a labeled split in mmseg format
-  (label 0 = background, 1..K = shape classes, one class name per line of ``cls_toy.txt``);
-* ``<out>/train/images/*.png`` + ``<out>/train/captions.json``: image-caption pairs naming the
-  objects ("a red circle and a blue star on a striped background");
+  (label 0 = background, 1..K = shape classes; ``cls_toy.txt`` names the K shapes, one per line, for
+  the no-background protocol with ``reduce_zero_label=True``, as VOC20/Context59);
+* ``<out>/train/images/*.png`` + ``<out>/train/dataset_coco.json``: image-caption pairs naming the
+  objects ("a red circle and a blue star on a striped background"), in the Karpathy COCO format that
+  ``COCOCaptionDataset`` reads (superpixels are then computed by data_prep/segclip_superpixels.py,
+  exactly as for COCO);
 * ``<out>/train/sa1b/*.json``: unlabeled instance masks as SA-1B-style per-image JSON with COCO RLE
   (object masks, plus part masks and the background region, so masks overlap as in SA-1B).
 
@@ -99,7 +102,7 @@ def render_scene(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, np.nd
 
 
 def caption(objects: List[Dict], bg_kind: str, rng: np.random.Generator) -> str:
-    names = [f"a {o['colour']} {o['shape']}" for o in objects]
+    names = [f"{'an' if o['colour'][0] in 'aeiou' else 'a'} {o['colour']} {o['shape']}" for o in objects]
     if not names:
         return f'an empty {bg_kind} background'
     listed = names[0] if len(names) == 1 else ', '.join(names[:-1]) + ' and ' + names[-1]
@@ -167,7 +170,8 @@ def make_split(out: str, split: str, num: int, size: int, seed: int, with_train_
         if not osp.exists(img_path):
             _save_png(img, img_path)
         if with_train_formats:
-            captions.append(dict(image=f'images/{name}.png', caption=caption(objects, bg_kind, scene_rng)))
+            captions.append(dict(filepath='images', filename=f'{name}.png', split='train', imgid=idx,
+                                 sentences=[dict(raw=caption(objects, bg_kind, scene_rng))]))
             json_path = osp.join(out, split, 'sa1b', name + '.json')
             if not osp.exists(json_path):
                 _save_json(sa1b_record(idx, f'{name}.png', objects, size), json_path)
@@ -176,7 +180,7 @@ def make_split(out: str, split: str, num: int, size: int, seed: int, with_train_
             if not osp.exists(label_path):
                 _save_png(label, label_path)
     if with_train_formats:
-        _save_json(captions, osp.join(out, split, 'captions.json'))
+        _save_json(dict(images=captions, dataset='toy'), osp.join(out, split, 'dataset_coco.json'))
 
 
 def main():
@@ -189,7 +193,7 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, 'cls_toy.txt'), 'w') as f:
-        f.write('background\n' + '\n'.join(SHAPES) + '\n')
+        f.write('\n'.join(SHAPES) + '\n')
     make_split(args.out, 'train', args.num_train, args.size, args.seed, with_train_formats=True)
     make_split(args.out, 'val', args.num_val, args.size, args.seed, with_train_formats=False)
 
