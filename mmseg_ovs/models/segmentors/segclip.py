@@ -113,10 +113,20 @@ class SegCLIP(BaseSegmentor):
         self.test_cfg = ConfigDict(test_cfg if test_cfg is not None else dict(mode='whole'))
         self.align_corners = False
         self.class_names = None
+        # prompt embeddings (C, E), computed lazily in eval mode; invalidated by train() and
+        # by loading weights
         self.register_buffer('class_embeddings', torch.empty(0), persistent=False)
+        self.register_load_state_dict_post_hook(lambda module, keys: module.invalidate_cache())
         if class_names is not None:
             self.set_vocabulary(class_names)
         self.frozen_parameters = freeze_by_patterns(self, frozen_patterns)
+
+    def invalidate_cache(self):
+        self.class_embeddings = self.class_embeddings.new_empty(0)
+
+    def train(self, mode: bool = True):
+        self.invalidate_cache()
+        return super().train(mode)
 
     # ------------------------------------------------------------------ weights
     def init_weights(self):
@@ -265,7 +275,9 @@ class SegCLIP(BaseSegmentor):
         self.prompt_classes = class_names[1:] if self.with_bg else class_names
         if not self.prompt_classes:
             raise ValueError(f'no foreground class in {class_names!r}')
-        self.class_embeddings = torch.empty(0)
+        if self.with_bg and self.bg_thresh is None:
+            raise ValueError("'background' is predicted by thresholding: set bg_thresh")
+        self.invalidate_cache()
 
     @property
     def out_channels(self) -> int:
@@ -283,7 +295,10 @@ class SegCLIP(BaseSegmentor):
     def get_class_embeddings(self) -> Tensor:
         if self.class_names is None:
             raise ValueError('SegCLIP: no class_names set for inference')
-        if self.class_embeddings.numel() == 0 or self.training:
+        if self.training:
+            with torch.no_grad():
+                return self.compute_class_embeddings()
+        if self.class_embeddings.numel() == 0:
             with torch.no_grad():
                 self.class_embeddings = self.compute_class_embeddings()
         return self.class_embeddings
