@@ -122,3 +122,42 @@ def test_benchmark_datasets_load_real_layouts(data_root):
     labs = _labels(obj)
     assert obj.get_data_info(0)['seg_map_path'].endswith('000000000139_instanceTrainIds.png')
     assert set(np.unique(labs[0])) == {0, 1, 17, 80} and (labs[1] == 0).all()
+
+
+def _bench_configs(method):
+    import glob
+    return sorted(glob.glob(osp.join(ROOT, 'configs', 'benchmarks', method, '*.py')))
+
+
+def test_benchmark_configs_follow_the_protocols():
+    """Every shipped benchmark config loads, registers the plugin and carries its paper's protocol."""
+    from mmengine.config import Config
+    seg_bg = dict(voc21=0.80, context60=0.25, coco_object=0.65)
+    no_bg = {'voc20', 'context59', 'coco_stuff171', 'cityscapes', 'ade150'}
+    seen = {}
+    for method in ('clip_baseline', 'segclip', 'pixelclip'):
+        for path in _bench_configs(method):
+            cfg = Config.fromfile(path)
+            bench = cfg.bench
+            assert path.endswith(f'_{bench}.py')
+            assert cfg.default_scope == 'mmseg' and cfg.custom_imports.imports == ['mmseg_ovs'], path
+            assert cfg.test_dataloader.dataset.type == BENCH_DATASET[bench], path
+            assert cfg.test_dataloader.dataset.pipeline == cfg.test_pipeline
+            resize = [t for t in cfg.test_pipeline if t.type == 'Resize']
+            assert len(resize) == 1 and resize[0].keep_ratio, path
+            model = cfg.model
+            if bench in seg_bg:  # SegCLIP protocol
+                assert tuple(resize[0].scale) == (2048, 224)
+                assert model.bg_thresh == seg_bg[bench] and model.templates == 'single'
+                assert model.test_cfg.mode == 'slide'
+                assert tuple(model.test_cfg.crop_size) == tuple(model.test_cfg.stride) == (224, 224)
+            else:  # PixelCLIP protocol
+                assert bench in no_bg
+                assert tuple(resize[0].scale) == (2560, 640) and resize[0].backend == 'pillow'
+                assert model.templates == 'imagenet_select' and not model.get('bg_thresh')
+                squash = model.get('clip_resolution') or model.test_cfg.squash_size
+                assert tuple(squash) == ((640, 640) if 'convnext' in path else (320, 320))
+                assert tuple(model.get('feature_size') or model.test_cfg.feature_size) == (64, 64)
+            seen.setdefault(method, set()).add(bench)
+    assert seen['clip_baseline'] == set(BENCH_DATASET)
+    assert seen['segclip'] == set(seg_bg) and seen['pixelclip'] == no_bg

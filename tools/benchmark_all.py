@@ -210,13 +210,17 @@ def main(argv=None):
         print(f'[benchmark_all] ({i}/{len(benchmarks)}) {bench}: mIoU={_fmt(row["mIoU"]) or "-"} '
               f'{row["status"]}', flush=True)
         rows.append(row)
-    from mmengine.dist import get_rank
+    from mmengine.dist import barrier, get_rank, is_distributed
     if get_rank() == 0:
         title = f'{args.configs}' + (f' @ {args.checkpoint}' if args.checkpoint else '')
         md = to_markdown(rows, title)
         _write(md, args.out_md or osp.join(args.work_dir, 'results.md'))
         _write(to_csv(rows), args.out_csv or osp.join(args.work_dir, 'results.csv'))
         print(md, flush=True)
+    if is_distributed():  # leave together: a rank exiting early can abort the others' gloo threads
+        import torch.distributed as torch_dist
+        barrier()
+        torch_dist.destroy_process_group()
     return 1 if any(r['status'].startswith('error') for r in rows) else 0
 
 

@@ -1,25 +1,6 @@
-# COCO-Stuff-164k val2017, 171 classes (5000 images). Prepare with data_prep/prepare_benchmarks.py coco_stuff.
-# Method configs replace ``test_pipeline`` (and re-set ``test_dataloader.dataset.pipeline``) with
-# their protocol's resize; the default here is mmseg's short side 448.
-# (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
+# COCO-Stuff-164k val2017, 171 classes (*_labelTrainIds.png) (5000 images): the coco_object files, read by COCOStuffDataset.
+# Prepare with data_prep/prepare_benchmarks.py coco_stuff.
+_base_ = './coco_object.py'
 bench = 'coco_stuff171'
 dataset_type = 'COCOStuffDataset'
-data_root = 'data/coco_stuff164k'
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 448), keep_ratio=True),
-    dict(type='LoadAnnotations'),  # after Resize: evaluation at the original resolution
-    dict(type='PackSegInputs'),
-]
-test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(img_path='images/val2017', seg_map_path='annotations/val2017'),
-        pipeline=test_pipeline))
-test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_cfg = dict(type='TestLoop')
+test_dataloader = dict(dataset=dict(type=dataset_type))

@@ -1,26 +1,12 @@
 # PASCAL-Context (VOC2010) val, 60 classes incl. background (5105 images). Prepare with data_prep/prepare_benchmarks.py context.
-# Method configs replace ``test_pipeline`` (and re-set ``test_dataloader.dataset.pipeline``) with
-# their protocol's resize; the default here is mmseg's short side 448.
-# (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
+_base_ = './benchmark_common.py'
 bench = 'context60'
 dataset_type = 'PascalContextDataset'
 data_root = 'data/VOCdevkit/VOC2010'
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 448), keep_ratio=True),
-    dict(type='LoadAnnotations'),  # after Resize: evaluation at the original resolution
-    dict(type='PackSegInputs'),
-]
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
         data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassContext'),
         ann_file='ImageSets/SegmentationContext/val.txt',
-        pipeline=test_pipeline))
-test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_cfg = dict(type='TestLoop')
+    ))

@@ -2,7 +2,7 @@
 # (max 2560), squash to 320x320, PixelCLIP's dense last block, features bilinear to 64x64,
 # 8 'imagenet_select' templates, no background, no sliding window.
 _base_ = ['../../_base_/default_runtime.py', '../../_base_/models/dense_clip_vitb16.py',
-          '../../_base_/datasets/cityscapes.py']
+          '../../_base_/datasets/cityscapes.py', '../../_base_/protocols/pixelclip_eval.py']
 default_scope = 'mmseg'
 custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 
@@ -14,11 +14,5 @@ model = dict(
     bg_thresh=None,
     logit_scale=100.0,
     test_cfg=dict(mode='whole', squash_size=(320, 320), feature_size=(64, 64)))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    # detectron2 ResizeShortestEdge(640, max 2560): PIL bilinear (antialiased when shrinking)
-    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow', interpolation='bilinear'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.pixelclip_test_pipeline}}
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

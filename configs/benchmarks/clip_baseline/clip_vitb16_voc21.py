@@ -1,7 +1,7 @@
 # CLIP ViT-B/16 (training-free, MaskCLIP value path) on voc21, SegCLIP protocol:
 # short side 224, slide 224/224, template 'single', background threshold 0.80 (SegCLIP pascal_voc12.py:44).
 _base_ = ['../../_base_/default_runtime.py', '../../_base_/models/dense_clip_vitb16.py',
-          '../../_base_/datasets/voc21.py']
+          '../../_base_/datasets/voc21.py', '../../_base_/protocols/segclip_eval.py']
 default_scope = 'mmseg'
 custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 
@@ -13,10 +13,5 @@ model = dict(
     bg_thresh=0.80,
     logit_scale=100.0,
     test_cfg=dict(mode='slide', crop_size=(224, 224), stride=(224, 224), slide_batch=16))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 224), keep_ratio=True),  # short side 224 (cv2 bilinear, as mmcv 1.x)
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.segclip_test_pipeline}}
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

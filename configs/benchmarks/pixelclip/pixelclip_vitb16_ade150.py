@@ -1,8 +1,8 @@
-# PixelCLIP vitb16 on ade150 (PixelCLIP eval.sh protocol): short side 640 (max 2560, PIL bilinear),
+# PixelCLIP ViT-B/16 on ade150 (PixelCLIP eval.sh protocol): short side 640 (max 2560, PIL bilinear),
 # squash to 320x320 (aspect not kept), features bilinear to 64x64, cosine with the 8
 # 'imagenet_select' templates, no background, no sliding window, argmax.
-# Vocabulary: mmseg_ovs/datasets/class_names/cls_ade150.txt (= PixelCLIP datasets/*.json).
-_base_ = ['../../_base_/models/pixelclip_vitb16.py', '../../_base_/datasets/ade150.py']
+_base_ = ['../../_base_/models/pixelclip_vitb16.py', '../../_base_/datasets/ade150.py',
+          '../../_base_/protocols/pixelclip_eval.py']
 default_scope = 'mmseg'
 custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 
@@ -11,11 +11,5 @@ model = dict(
     templates='imagenet_select',
     clip_resolution=(320, 320),
     feature_size=(64, 64))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    # detectron2 ResizeShortestEdge(640, max 2560): PIL bilinear (antialiased when shrinking)
-    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow', interpolation='bilinear'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.pixelclip_test_pipeline}}
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

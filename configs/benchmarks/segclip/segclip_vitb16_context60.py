@@ -2,7 +2,7 @@
 # short side 224 (cv2 bilinear), slide 224/224, template 'single' ("a photo of a {}."),
 # background threshold 0.25 (pascal_context.py:44); 'background' is thresholded, not prompted.
 # Override e.g. --cfg-options model.bg_thresh=0.7 model.templates=imagenet model.test_cfg.stride="(112,112)"
-_base_ = ['../../segclip_vitb16.py', '../../_base_/datasets/context60.py']
+_base_ = ['../../segclip_vitb16.py', '../../_base_/datasets/context60.py', '../../_base_/protocols/segclip_eval.py']
 default_scope = 'mmseg'
 custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 
@@ -22,10 +22,5 @@ model = dict(
     bg_thresh=0.25,
     logit_scale_max=100.0,  # s = min(exp(learned logit_scale), logit_scale_max)
     test_cfg=dict(mode='slide', crop_size=(224, 224), stride=(224, 224)))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 224), keep_ratio=True),  # short side 224 (cv2 bilinear, as mmcv 1.x)
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.segclip_test_pipeline}}
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
