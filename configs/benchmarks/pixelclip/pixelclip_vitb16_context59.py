@@ -6,18 +6,8 @@ _base_ = ['../../_base_/models/pixelclip_vitb16.py', '../../_base_/datasets/cont
 default_scope = 'mmseg'
 custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 
-# PixelCLIP pc59.json names (table->diningtable), = cls_context59_pixelclip.txt
-class_names = [
-    'aeroplane', 'bag', 'bed', 'bedclothes', 'bench', 'bicycle', 'bird', 'boat', 'book', 'bottle',
-    'building', 'bus', 'cabinet', 'car', 'cat', 'ceiling', 'chair', 'cloth', 'computer', 'cow',
-    'cup', 'curtain', 'dog', 'door', 'fence', 'floor', 'flower', 'food', 'grass', 'ground',
-    'horse', 'keyboard', 'light', 'motorbike', 'mountain', 'mouse', 'person', 'plate', 'platform',
-    'pottedplant', 'road', 'rock', 'sheep', 'shelves', 'sidewalk', 'sign', 'sky', 'snow', 'sofa',
-    'diningtable', 'track', 'train', 'tree', 'truck', 'tvmonitor', 'wall', 'water', 'window',
-    'wood',
-]
 model = dict(
-    class_names=class_names,
+    class_names='context59_pixelclip',  # cls_context59_pixelclip.txt: PixelCLIP pc59.json, table->diningtable
     templates='imagenet_select',
     clip_resolution=(320, 320),
     feature_size=(64, 64))

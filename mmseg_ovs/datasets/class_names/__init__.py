@@ -16,6 +16,8 @@ Example::
 
     >>> load_class_names('voc21', variant='segclip')[11]
     ['table']
+    >>> load_class_names('context59_pixelclip') == load_class_names('context59', 'pixelclip')
+    True
     >>> load_class_names('/path/to/my_names.txt')  # any file in the same format
 """
 import os
