@@ -152,13 +152,3 @@ def make_all(data_root):
                 coco=make_coco(data_root), cityscapes=make_cityscapes(data_root),
                 ade=make_ade20k(data_root))
 
-
-def open_clip_model_cfg(tiny: dict) -> dict:
-    """The tiny CLIP config as open_clip's CLIPVisionCfg expects it (``head_width``, not ``heads``)."""
-    import copy
-    cfg = copy.deepcopy(dict(tiny))
-    vision = dict(cfg['vision_cfg'])
-    if 'heads' in vision:
-        vision['head_width'] = vision['width'] // vision.pop('heads')
-    cfg['vision_cfg'] = vision
-    return cfg

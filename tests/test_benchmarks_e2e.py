@@ -34,8 +34,7 @@ TINY_MODEL = {
 def _tiny_configs(tmp, method='clip_baseline', prefix='clip_vitb16', benches=BENCHES):
     """Per-benchmark configs inheriting the shipped ones, with a tiny CLIP and small test scale."""
     from mmengine.config import Config
-    tiny = trees.open_clip_model_cfg(
-        Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'clip', 'tiny_vit.py')).tiny_clip_cfg.to_dict())
+    tiny = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'clip', 'tiny_vit.py')).tiny_clip_cfg.to_dict()
     os.makedirs(tmp, exist_ok=True)
     for bench in benches:
         base = osp.join(ROOT, 'configs', 'benchmarks', method, f'{prefix}_{bench}.py')
