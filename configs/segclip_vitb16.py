@@ -10,7 +10,7 @@ _base_ = ['./_base_/default_runtime.py']
 default_scope = 'mmseg'
 custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 
-clip_pretrained = 'checkpoints/ViT-B-16.pt'  # local OpenAI CLIP file (never downloaded)
+clip_pretrained = 'checkpoints/ViT-B-16.pt'  # local OpenAI CLIP file (never downloaded; QuickGELU)
 first_stage_layers = 10
 crop_size = (224, 224)
 
@@ -28,8 +28,8 @@ data_preprocessor = dict(
 model = dict(
     type='SegCLIP',
     data_preprocessor=data_preprocessor,
-    backbone=dict(type='OpenCLIPViT', model_name='ViT-B-16', pretrained=clip_pretrained),
-    text_encoder=dict(type='OpenCLIPTextEncoder', model_name='ViT-B-16', pretrained=clip_pretrained),
+    backbone=dict(type='OpenCLIPViT', model_name='ViT-B-16-quickgelu', pretrained=clip_pretrained),
+    text_encoder=dict(type='OpenCLIPTextEncoder', model_name='ViT-B-16-quickgelu', pretrained=clip_pretrained),
     neck=dict(
         type='SemanticGroupNeck',
         num_centres=8,

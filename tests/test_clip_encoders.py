@@ -166,10 +166,8 @@ def test_convnext_pooled_matches_open_clip(tmp_path):
         torch.testing.assert_close(pooled, model.encode_image(img), atol=1e-5, rtol=0)
 
 
-def test_openai_torchscript_archive_loads(tmp_path):
-    """An OpenAI-style TorchScript archive (a scripted module with CLIP parameter names)."""
-    torch.manual_seed(1)
-    model = CLIP(**VIT_224).eval()
+def _save_torchscript_archive(model, path):
+    """An OpenAI-style TorchScript archive: a scripted module with CLIP's parameter names."""
 
     class Holder(torch.nn.Module):
         def __init__(self, clip):
@@ -182,8 +180,16 @@ def test_openai_torchscript_archive_loads(tmp_path):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x
 
-    path = str(tmp_path / 'ViT-tiny.pt')
     torch.jit.save(torch.jit.script(Holder(copy.deepcopy(model))), path)
+
+
+def test_openai_torchscript_archive_loads(tmp_path):
+    """An OpenAI-style TorchScript archive (a scripted module with CLIP parameter names)."""
+    torch.manual_seed(1)
+    model = CLIP(**VIT_224).eval()
+
+    path = str(tmp_path / 'ViT-tiny.pt')
+    _save_torchscript_archive(model, path)
     state = load_clip_weights(path)
     assert set(state) >= set(model.state_dict()) - {'attn_mask'}
     built = build_open_clip(None, model_cfg=VIT_224, pretrained=path)
@@ -203,4 +209,16 @@ def test_missing_and_corrupt_weight_files(tmp_path):
     torch.save({'visual.conv1.weight': torch.zeros(3)}, str(wrong))
     backbone = OpenCLIPViT(model_name=None, model_cfg=VIT_224, pretrained=str(wrong))
     with pytest.raises(RuntimeError, match='wrong.pt'):
+        backbone.init_weights()
+
+
+def test_openai_archive_into_gelu_model_is_refused(tmp_path):
+    """OpenAI weights were trained with QuickGELU: loading them into a GELU tower is an error, not a
+    silently different model."""
+    model = CLIP(**VIT_224).eval()
+    path = str(tmp_path / 'ViT-openai.pt')
+    _save_torchscript_archive(model, path)
+    gelu_cfg = dict(copy.deepcopy(VIT_224), quick_gelu=False)
+    backbone = OpenCLIPViT(model_name=None, model_cfg=gelu_cfg, pretrained=path)
+    with pytest.raises(ValueError, match='QuickGELU'):
         backbone.init_weights()

@@ -111,6 +111,13 @@ def build_open_clip(model_name: Optional[str] = 'ViT-B-16',
     return model.float().eval()
 
 
+def _uses_quick_gelu(module: nn.Module) -> bool:
+    """Whether the transformer MLPs of ``module`` use QuickGELU (True when it has no such MLP)."""
+    from open_clip.transformer import QuickGELU
+    acts = [m.mlp.gelu for m in module.modules() if hasattr(m, 'mlp') and hasattr(m.mlp, 'gelu')]
+    return not acts or all(isinstance(a, QuickGELU) for a in acts)
+
+
 def load_clip_weights_into(module: nn.Module, path: str, prefixes: Optional[tuple] = None) -> None:
     """Load a local CLIP file into ``module`` whose parameters use open_clip names.
 
@@ -120,6 +127,10 @@ def load_clip_weights_into(module: nn.Module, path: str, prefixes: Optional[tupl
     The ViT positional embedding is resized to the module's grid with open_clip's ``resize_pos_embed``.
     """
     state_dict = load_clip_weights(path)
+    if _is_torchscript_archive(path) and not _uses_quick_gelu(module):
+        raise ValueError(f'{path!r} is an OpenAI CLIP archive, trained with QuickGELU, but '
+                         f'{type(module).__name__} was built with GELU: use an open_clip name ending in '
+                         f'"-quickgelu" (e.g. "ViT-B-16-quickgelu") or model_cfg quick_gelu=True')
     own = module.state_dict()
     if prefixes is None:
         prefixes = tuple(sorted({k.split('.')[0] + ('.' if '.' in k else '') for k in own}))

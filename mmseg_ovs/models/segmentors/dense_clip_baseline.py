@@ -99,27 +99,37 @@ class DenseCLIPBaseline(BaseSegmentor):
         self.align_corners = align_corners
         self.test_cfg = ConfigDict(test_cfg if test_cfg is not None else dict(mode='whole'))
 
+        self.register_buffer('synonym_owner', torch.empty(0, dtype=torch.long), persistent=False)
+        self.set_vocabulary(class_names, templates=templates, variant=class_names_variant)
+
+    def set_vocabulary(self, class_names: Union[str, Sequence], templates=None,
+                       variant: Optional[str] = None) -> None:
+        """Set the classes: a benchmark key / ``cls_*.txt`` path, or names (an entry may be a list
+        of synonyms). With ``bg_thresh`` the first class must be 'background' (thresholded, not
+        prompted)."""
         if isinstance(class_names, str):
-            classes = load_class_names(class_names, class_names_variant)
+            classes = load_class_names(class_names, variant)
         else:
             classes = [[c] if isinstance(c, str) else list(c) for c in class_names]
         if not classes:
             raise ValueError('empty vocabulary')
-        self.class_names = classes
-        self.num_classes = self.out_channels = len(classes)
-        self.has_background = bg_thresh is not None
-        if self.has_background and classes[0][0].strip().lower() != 'background':
-            raise ValueError(f'bg_thresh={bg_thresh} needs "background" as the first class, got {classes[0]}')
-        prompted = classes[1:] if self.has_background else classes
+        has_background = self.bg_thresh is not None
+        if has_background and classes[0][0].strip().lower() != 'background':
+            raise ValueError(f'bg_thresh={self.bg_thresh} needs "background" as the first class, '
+                             f'got {classes[0]}')
+        prompted = classes[1:] if has_background else classes
         if not prompted:
             raise ValueError('no class to prompt besides background')
-        if synonym_reduce == 'max':
+        if self.synonym_reduce == 'max':
             flat = [n for names in prompted for n in names]
             owners = [i for i, names in enumerate(prompted) for _ in names]
         else:
             flat, owners = prompted, list(range(len(prompted)))
+        self.class_names = classes
+        self.num_classes = self.out_channels = len(classes)
+        self.has_background = has_background
         self.text_encoder.set_vocabulary(flat, templates=templates)
-        self.register_buffer('synonym_owner', torch.tensor(owners), persistent=False)
+        self.synonym_owner = torch.tensor(owners, device=self.synonym_owner.device)
 
     # ------------------------------------------------------------------ features
     def extract_feat(self, inputs: Tensor) -> Tensor:
