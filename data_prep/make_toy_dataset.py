@@ -102,11 +102,18 @@ def render_scene(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, np.nd
 
 
 def caption(objects: List[Dict], bg_kind: str, rng: np.random.Generator) -> str:
-    names = [f"{'an' if o['colour'][0] in 'aeiou' else 'a'} {o['colour']} {o['shape']}" for o in objects]
+    """A caption naming every object. Colours are mentioned only half of the time, so that matching
+    captions to images needs the shapes, not just the colours."""
+    with_colour = rng.random() < 0.5
+    names = []
+    for o in objects:
+        words = f"{o['colour']} {o['shape']}" if with_colour else o['shape']
+        names.append(f"{'an' if words[0] in 'aeiou' else 'a'} {words}")
     if not names:
-        return f'an empty {bg_kind} background'
+        return f'a photo of an empty {bg_kind} background.'
     listed = names[0] if len(names) == 1 else ', '.join(names[:-1]) + ' and ' + names[-1]
-    forms = ('{} on a {} background', 'a picture of {} on a {} background', 'there is {} in front of a {} wall')
+    forms = ('a photo of {}.', '{} on a {} background', 'a picture of {} on a {} background',
+             'there is {} in front of a {} wall')
     return forms[rng.integers(len(forms))].format(listed, bg_kind)
 
 

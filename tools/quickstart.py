@@ -131,7 +131,7 @@ def main():
     data, logs = osp.join(out, 'data'), osp.join(out, 'logs')
     os.makedirs(logs, exist_ok=True)
     n = lambda v, lo: max(lo, int(round(v * args.scale)))  # noqa: E731
-    iters = dict(clip=n(600, 4), segclip=n(300, 2), pixelclip=n(300, 2))
+    iters = dict(clip=n(1000, 4), segclip=n(300, 2), pixelclip=n(300, 2))
     t0 = time.time()
 
     log('[1/6] toy data: scenes, captions, SA-1B-style masks, labeled val split, superpixels')

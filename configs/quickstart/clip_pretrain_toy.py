@@ -39,7 +39,7 @@ train_dataloader = dict(
     dataset=dict(type='COCOCaptionDataset', data_root=toy_root + '/train', ann_file='dataset_coco.json',
                  split='train', pipeline=train_pipeline))
 
-max_iters = 600
+max_iters = 1000
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1),

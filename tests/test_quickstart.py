@@ -1,0 +1,64 @@
+"""A shortened quickstart end to end (stage 1 through tools/dist_train.sh on 2 processes), then
+free-vocabulary inference (OVSInferencer, tools/demo.py) on its checkpoints."""
+import glob
+import json
+import math
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.utils import ROOT, run_tool
+
+
+@pytest.fixture(scope='module')
+def quickstart(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('quickstart'))
+    run_tool([sys.executable, 'tools/quickstart.py', '--out', out, '--scale', '0.02', '--dist-procs', '2'],
+             timeout=1200)
+    return out
+
+
+def test_quickstart_writes_results(quickstart):
+    results = json.load(open(osp.join(quickstart, 'results.json')))
+    for key in ('clip_baseline', 'segclip', 'pixelclip'):
+        assert math.isfinite(results[key]) and 0.0 <= results[key] <= 100.0, results
+    assert results['iterations'] == {'clip': 20, 'segclip': 6, 'pixelclip': 6}
+    picture = np.asarray(Image.open(results['picture']))
+    assert picture.ndim == 3 and picture.shape[1] > 5 * 128  # image, GT and three methods
+    # stage 1 really ran distributed on 2 CPU processes (gloo)
+    log = open(glob.glob(osp.join(quickstart, 'clip', '*', '*.log'))[0]).read()
+    assert 'Distributed training: True' in log and "dist_cfg: {'backend': 'gloo'}" in log
+    # a re-run resumes: every stage is found done, only evaluation runs again
+    proc = run_tool([sys.executable, 'tools/quickstart.py', '--out', quickstart, '--scale', '0.02'], timeout=600)
+    assert proc.stdout.count('(done before)') == 3
+
+
+def test_ovs_inferencer_any_vocabulary_batched(quickstart):
+    from mmseg_ovs.apis import OVSInferencer
+
+    images = sorted(glob.glob(osp.join(quickstart, 'data', 'val', 'images', '*.png')))[:3]
+    ckpt = glob.glob(osp.join(quickstart, 'segclip', 'iter_*.pth'))[0]
+    inferencer = OVSInferencer(osp.join(ROOT, 'configs/quickstart/segclip_toy.py'), ckpt,
+                               vocabulary=['circle', 'star', 'ring'], device='cpu')
+    maps = OVSInferencer.label_maps(inferencer(images, batch_size=3))
+    assert len(maps) == 3 and all(m.shape == (64, 64) and m.max() < 3 for m in maps)
+    arrays = [np.asarray(Image.open(p))[..., ::-1].copy() for p in images[:2]]  # BGR arrays
+    maps = OVSInferencer.label_maps(inferencer(arrays, vocabulary=['square', 'cross'], batch_size=2))
+    assert len(maps) == 2 and all(m.max() < 2 for m in maps)
+    assert inferencer.model.dataset_meta['classes'] == ('square', 'cross')
+    with pytest.raises(ValueError, match='empty vocabulary'):
+        inferencer(arrays, vocabulary=[])
+
+
+def test_demo_writes_overlay_with_legend(quickstart, tmp_path):
+    image = sorted(glob.glob(osp.join(quickstart, 'data', 'val', 'images', '*.png')))[0]
+    ckpt = glob.glob(osp.join(quickstart, 'pixelclip', 'iter_*.pth'))[0]
+    out = str(tmp_path / 'demo.png')
+    proc = run_tool([sys.executable, 'tools/demo.py', image, '--config', 'configs/quickstart/pixelclip_toy.py',
+                     '--checkpoint', ckpt, '--vocab', 'circle,square|box,star', '--out', out])
+    picture = np.asarray(Image.open(out))
+    assert picture.shape[0] >= 64 and picture.shape[1] == 64 + 160  # overlay + legend column
+    assert 'circle=' in proc.stdout and 'square=' in proc.stdout
