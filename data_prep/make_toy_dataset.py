@@ -1,6 +1,6 @@
 """Synthetic toy scenes for the quickstart, in the same on-disk formats as the real data.
 
-Deterministic by seed. Each scene has a textured background and a few coloured shapes (which may
+Deterministic by seed. Each scene has a grey textured background and a few coloured shapes (which may
 occlude each other). Written:
 
 * ``<out>/val/{images,labels}/*.png`` + ``<out>/cls_toy.txt``: a labeled split in mmseg format
@@ -27,6 +27,11 @@ import numpy as np
 from PIL import Image
 
 SHAPES = ('circle', 'square', 'triangle', 'star', 'ring', 'cross')
+# Each shape usually (not always) has its own colour, as objects in photos do, so that a CLIP this
+# small can tie words to appearance within minutes on a CPU; the other colours occur too.
+TYPICAL_COLOUR = dict(circle='red', square='blue', triangle='green', star='yellow', ring='purple',
+                      cross='orange')
+TYPICAL_COLOUR_PROB = 0.8
 COLOURS = {
     'red': (220, 40, 40), 'green': (40, 180, 60), 'blue': (40, 80, 220), 'yellow': (230, 210, 40),
     'purple': (150, 60, 190), 'orange': (240, 140, 30), 'white': (240, 240, 240), 'black': (25, 25, 25),
@@ -57,7 +62,7 @@ def shape_mask(shape: str, size: int, cy: float, cx: float, r: float) -> np.ndar
 
 
 def background(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    base = rng.integers(90, 170, size=3)
+    base = rng.integers(90, 170) + rng.integers(-12, 13, size=3)  # greyish
     yy, xx = np.mgrid[0:size, 0:size]
     img = np.empty((size, size, 3), np.float32)
     img[:] = base
@@ -83,9 +88,10 @@ def render_scene(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, np.nd
     img = background(bg_kind, size, rng)
     label = np.zeros((size, size), np.uint8)
     objects = []
-    for _ in range(rng.integers(1, 4)):
+    for _ in range(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2])):
         shape = SHAPES[rng.integers(len(SHAPES))]
-        colour = list(COLOURS)[rng.integers(len(COLOURS))]
+        colour = TYPICAL_COLOUR[shape] if rng.random() < TYPICAL_COLOUR_PROB else \
+            list(COLOURS)[rng.integers(len(COLOURS))]
         r = rng.uniform(0.14, 0.26) * size
         cy, cx = rng.uniform(r, size - r, size=2)
         mask = shape_mask(shape, size, cy, cx, r)
@@ -102,18 +108,20 @@ def render_scene(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, np.nd
 
 
 def caption(objects: List[Dict], bg_kind: str, rng: np.random.Generator) -> str:
-    """A caption naming every object. Colours are mentioned only half of the time, so that matching
-    captions to images needs the shapes, not just the colours."""
-    with_colour = rng.random() < 0.5
+    """A caption naming every object. Most captions name only the shapes ("a photo of a circle and a
+    star."); colours and the background are mentioned sometimes. Matching captions to images must
+    therefore rely on the shapes, not on colours or textures alone."""
+    style = rng.random()
     names = []
     for o in objects:
-        words = f"{o['colour']} {o['shape']}" if with_colour else o['shape']
+        words = f"{o['colour']} {o['shape']}" if style > 0.7 else o['shape']
         names.append(f"{'an' if words[0] in 'aeiou' else 'a'} {words}")
     if not names:
         return f'a photo of an empty {bg_kind} background.'
     listed = names[0] if len(names) == 1 else ', '.join(names[:-1]) + ' and ' + names[-1]
-    forms = ('a photo of {}.', '{} on a {} background', 'a picture of {} on a {} background',
-             'there is {} in front of a {} wall')
+    if style < 0.55:
+        return f'a photo of {listed}.'
+    forms = ('{} on a {} background', 'a picture of {} on a {} background', 'there is {} in front of a {} wall')
     return forms[rng.integers(len(forms))].format(listed, bg_kind)
 
 

@@ -136,7 +136,7 @@ def main():
 
     log('[1/6] toy data: scenes, captions, SA-1B-style masks, labeled val split, superpixels')
     if not osp.isfile(osp.join(data, 'cls_toy.txt')) or not osp.isdir(osp.join(data, 'val', 'labels')):
-        run([PY, 'data_prep/make_toy_dataset.py', '--out', data, '--num-train', str(n(1200, 16)),
+        run([PY, 'data_prep/make_toy_dataset.py', '--out', data, '--num-train', str(n(3000, 16)),
              '--num-val', str(n(100, 8)), '--size', '64', '--seed', '0'], osp.join(logs, 'make_toy_dataset.log'))
     # Felzenszwalb as the paper (scale 224, sigma 0.9) with min_size scaled to the 64 px images' area
     run([PY, 'data_prep/segclip_superpixels.py', osp.join(data, 'train'), osp.join(data, 'train', 'superpixels'),

@@ -25,9 +25,10 @@ class OVSInferencer(MMSegInferencer):
     """Label maps for any vocabulary chosen at call time.
 
     Args:
-        config: an mmseg_ovs config file (its test pipeline preprocesses the inputs).
+        config: an mmseg_ovs config file or ``Config`` (its test pipeline preprocesses the inputs).
         checkpoint: a checkpoint file (``weights_only`` loading).
-        vocabulary: class names (an entry may be a list of synonyms). For segmentors that predict
+        vocabulary: class names (an entry may be a list of synonyms); None keeps the config's
+            ``model.class_names``. For segmentors that predict
             background by thresholding (SegCLIP, the CLIP baseline with ``bg_thresh``), put
             ``'background'`` first.
         device: ``'cpu'``, ``'cuda'``, ... (default: CUDA when available).
@@ -52,9 +53,10 @@ class OVSInferencer(MMSegInferencer):
         super().__init__(model=config, weights=checkpoint, device=device, scope='mmseg')
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
-        else:
-            classes = list(getattr(self.model, 'dataset_meta', {}).get('classes') or [])
-            self.set_vocabulary(classes) if classes else None
+        elif getattr(self.model, 'class_names', None):
+            # keep the vocabulary the config gave the model; only name it for the visualizer
+            names = [c if isinstance(c, str) else c[0] for c in self.model.class_names]
+            self._set_display_classes(names)
 
     def set_vocabulary(self, vocabulary: Sequence[Union[str, Sequence[str]]]) -> None:
         """Switch the model and the visualizer to a new vocabulary."""
@@ -64,7 +66,9 @@ class OVSInferencer(MMSegInferencer):
             raise TypeError(f'{type(self.model).__name__} has no set_vocabulary(); '
                             'it is not an open-vocabulary segmentor')
         self.model.set_vocabulary(list(vocabulary))
-        names = [v if isinstance(v, str) else v[0] for v in vocabulary]
+        self._set_display_classes([v if isinstance(v, str) else v[0] for v in vocabulary])
+
+    def _set_display_classes(self, names: List[str]) -> None:
         palette = self._palette_override or make_palette(
             len(names), background_first=names[0].strip().lower() == 'background')
         self.model.dataset_meta = dict(classes=tuple(names), palette=palette)

@@ -41,9 +41,10 @@ class OpenCLIPViT(BaseModule):
             ``-1`` is the last block.
         out_dense_proj: append the final dense tokens after ``ln_post`` and ``proj`` as (B, E, h, w).
         frozen_patterns: regexes over parameter names (e.g. ``'^visual\\.conv1'``) to freeze.
-            Parameters that ``forward`` never uses (blocks after the last output index, and
-            ``ln_post``/``proj`` without ``out_dense_proj``) are frozen too, so DDP needs no
-            ``find_unused_parameters``.
+        freeze_unused: freeze the parameters that ``forward`` never uses (blocks after the last
+            output index, and ``ln_post``/``proj`` without ``out_dense_proj``), so DDP needs no
+            ``find_unused_parameters``. Set False when the tower is used through ``encode_image``
+            or ``dense_features`` instead of ``forward``.
         pos_embed_antialias: antialias flag of the per-forward bicubic positional-embedding resize.
     """
 
@@ -55,6 +56,7 @@ class OpenCLIPViT(BaseModule):
                  out_dense_proj: bool = False,
                  frozen_patterns: Sequence[str] = (),
                  pos_embed_antialias: bool = False,
+                 freeze_unused: bool = True,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.pretrained = pretrained
@@ -69,9 +71,11 @@ class OpenCLIPViT(BaseModule):
                             ([out_indices] if isinstance(out_indices, int) else out_indices)]
         self.out_dense_proj = out_dense_proj
         self.pos_embed_antialias = pos_embed_antialias
-        unused = [] if out_dense_proj else [r'^visual\.ln_post\.', r'^visual\.proj$']
-        last = max(self.out_indices) if not out_dense_proj else self.num_layers - 1
-        unused += [rf'^visual\.transformer\.resblocks\.{i}\.' for i in range(last + 1, self.num_layers)]
+        unused = []
+        if freeze_unused:
+            unused = [] if out_dense_proj else [r'^visual\.ln_post\.', r'^visual\.proj$']
+            last = max(self.out_indices) if not out_dense_proj else self.num_layers - 1
+            unused += [rf'^visual\.transformer\.resblocks\.{i}\.' for i in range(last + 1, self.num_layers)]
         self.frozen_parameters = freeze_by_patterns(self, list(frozen_patterns) + unused)
 
     def init_weights(self):

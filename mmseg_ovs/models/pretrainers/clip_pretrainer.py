@@ -45,6 +45,8 @@ class CLIPPretrainer(BaseModel):
                  caption_length: int = 32, logit_scale_max: float = 100.0,
                  data_preprocessor: Optional[dict] = None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        backbone = dict(backbone)
+        backbone.setdefault('freeze_unused', False)  # trained through encode_image (ln_post, proj)
         self.backbone = MODELS.build(backbone)
         self.text_encoder = MODELS.build(text_encoder)
         self.loss_contrastive = MODELS.build(loss_contrastive)
