@@ -32,11 +32,8 @@ def parse_args():
 
 def enable_visualization(cfg, args):
     """Turn on the config's SegVisualizationHook for --show / --show-dir."""
-    hooks = cfg.default_hooks
-    if 'visualization' not in hooks:
-        raise RuntimeError('--show/--show-dir need a `visualization=dict(type="SegVisualizationHook")` '
-                           'entry in default_hooks')
-    hook = hooks['visualization']
+    hooks = cfg.setdefault('default_hooks', {})
+    hook = hooks.setdefault('visualization', dict(type='SegVisualizationHook'))
     hook['draw'] = True
     if args.show:
         hook['show'] = True

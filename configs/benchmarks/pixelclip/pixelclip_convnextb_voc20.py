@@ -1,7 +1,7 @@
 # PixelCLIP ConvNeXt-B on voc20 (PixelCLIP eval.sh protocol): short side 640 (max 2560, PIL bilinear),
 # squash to 640x640 (aspect not kept), features bilinear to 64x64, cosine with the 8
 # 'imagenet_select' templates, no background, no sliding window, argmax.
-_base_ = ['../../_base_/models/pixelclip_convnextb.py', '../../_base_/datasets/voc20.py',
+_base_ = ['../../_base_/default_runtime.py', '../../_base_/models/pixelclip_convnextb.py', '../../_base_/datasets/voc20.py',
           '../../_base_/protocols/pixelclip_eval.py']
 default_scope = 'mmseg'
 custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
