@@ -61,8 +61,10 @@ def test_train_resume_and_test_with_weights_only(tmp_path, toy_data_root, traine
     # Evaluate the checkpoint; metrics land in the work dir.
     test_dir = str(tmp_path / 'test')
     out_dir = str(tmp_path / 'preds')
+    show_dir = str(tmp_path / 'painted')
     run_tool([sys.executable, 'tools/test.py', CONFIG, osp.join(work, 'iter_6.pth'), '--work-dir', test_dir,
-              '--out', out_dir, *_options(toy_data_root, 6)])
+              '--out', out_dir, '--show-dir', show_dir, *_options(toy_data_root, 6)])
+    assert len(glob.glob(osp.join(show_dir, '**', '*.png'), recursive=True)) == 8  # every image painted
     metrics = glob.glob(osp.join(test_dir, '*', '*.json'))
     assert metrics, os.listdir(test_dir)
     result = json.load(open(metrics[0]))

@@ -52,6 +52,18 @@ def init_cpu_distributed(cfg: Config) -> None:
     dist.init_process_group(backend='gloo', **kwargs)
 
 
+TRAINING_KEYS = ('train_dataloader', 'train_cfg', 'train_pipeline', 'optim_wrapper', 'param_scheduler',
+                 'val_dataloader', 'val_cfg', 'val_evaluator', 'auto_scale_lr')
+
+
+def strip_training(cfg: Config) -> None:
+    """Drop the training/validation parts a method config carries before testing: the test runner
+    does not use them, but would build the training data lazily (``runner.iter`` in the visualisation
+    hook), and MMEngine pretty-prints the whole config several times per runner."""
+    for key in TRAINING_KEYS:
+        cfg.pop(key, None)
+
+
 def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner

@@ -72,17 +72,6 @@ def remap_data_root(cfg, data_root: str):
         ds.data_root = osp.join(data_root, old[len('data/'):])
 
 
-TRAINING_KEYS = ('train_dataloader', 'train_cfg', 'train_pipeline', 'optim_wrapper', 'param_scheduler',
-                 'val_dataloader', 'val_cfg', 'val_evaluator', 'auto_scale_lr')
-
-
-def strip_training(cfg):
-    """Drop the training/validation parts a method config inherits: the test runner does not use them,
-    and MMEngine pretty-prints (yapf) the whole config several times per runner."""
-    for key in TRAINING_KEYS:
-        cfg.pop(key, None)
-
-
 def missing_input(cfg):
     """First missing path of the test dataset (images folder, annotations folder, split file), or None."""
     ds = cfg.test_dataloader.dataset
@@ -99,7 +88,7 @@ def missing_input(cfg):
 
 def run_benchmark(bench, config, args):
     """Returns a result row dict."""
-    from _runner_utils import build_runner, load_config
+    from _runner_utils import build_runner, load_config, strip_training
     row = dict(benchmark=bench, config=config or '', mIoU=None, aAcc=None, mAcc=None, seconds=None,
                status='')
     if config is None:

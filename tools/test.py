@@ -8,7 +8,7 @@ import os
 
 from mmengine.config import DictAction
 
-from _runner_utils import build_runner, load_config, set_local_rank
+from _runner_utils import build_runner, load_config, set_local_rank, strip_training
 
 
 def parse_args():
@@ -40,12 +40,14 @@ def enable_visualization(cfg, args):
         hook['wait_time'] = args.wait_time
     if args.show_dir:
         cfg.visualizer['save_dir'] = args.show_dir
+        hook['interval'] = 1  # paint every test image, not every 50th batch
 
 
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
+    strip_training(cfg)
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.tta:
