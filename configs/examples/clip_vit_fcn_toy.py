@@ -1,6 +1,8 @@
 # Smoke job: a stock mmseg EncoderDecoder with the open_clip ViT backbone and an FCN head, trained
 # on the toy scenes written by data_prep/make_toy_dataset.py (labels: background + 6 shapes).
 _base_ = ['../_base_/default_runtime.py', '../_base_/clip/tiny_vit.py']
+default_scope = 'mmseg'
+custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 
 data_root = 'data/toy'
 crop_size = (64, 64)

@@ -3,6 +3,8 @@
 # output_map=True) -> a stock FCN head, trained with cross-entropy on the toy scenes
 # (data_prep/make_toy_dataset.py). The neck's head count (2) is independent of the width (64).
 _base_ = ['./clip_vit_fcn_toy.py']
+default_scope = 'mmseg'
+custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(

@@ -4,6 +4,8 @@
 # Any map of region ids with the label's size works as the target, e.g. superpixels packed as the
 # segmentation map.
 _base_ = ['./group_neck_vit_fcn_toy.py']
+default_scope = 'mmseg'
+custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 
 model = dict(
     neck=None,
