@@ -12,8 +12,9 @@ __all__ = ['CC3MCaptionDataset']
 
 @DATASETS.register_module()
 class CC3MCaptionDataset(BaseDataset):
-    """CC3M image-caption shards as written by img2dataset (``--output_format files``):
-    ``data_root/<shard>/<key>.jpg`` with the caption in ``<key>.txt`` (one caption per image).
+    """CC3M image-caption shards as written by ``data_prep/cc3m_shards.py`` from the official TSV (the
+    same layout as img2dataset's ``--output_format files``): ``data_root/<shard>/<key>.jpg`` with the
+    caption in ``<key>.txt`` (one caption per image).
 
     The shard folders are scanned once (or listed in ``ann_file``, one ``<shard>/<key>.jpg`` per
     line). Images whose caption file is missing or empty are counted and skipped with a warning.
