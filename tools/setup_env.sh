@@ -24,7 +24,7 @@ pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
 
 # 1. Build tooling: setuptools < 82 still ships pkg_resources (mmcv's setup and mmengine's
 #    `mmseg::` base configs import it); ninja speeds up the mmcv compile.
-pip install -q "setuptools<82" wheel ninja "numpy>=2,<2.4"
+pip install -q "setuptools<82" wheel ninja "numpy==2.2.6"
 
 # 2. torch + torchvision: the regular registry builds. The machine's find-links directory offers a
 #    CPU-only torch wheel that registry torchvision cannot load against, so hide it here.
