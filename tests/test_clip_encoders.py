@@ -1,6 +1,5 @@
 """The open_clip image/text encoders: parity with open_clip, local-file loading, errors."""
 import copy
-import os.path as osp
 
 import open_clip
 import pytest

@@ -2,7 +2,6 @@
 then the written SA-1B-style JSON read back by LoadUnlabeledMasks."""
 import json
 import os
-import os.path as osp
 from functools import partial
 
 import numpy as np

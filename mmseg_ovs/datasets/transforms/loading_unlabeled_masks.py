@@ -1,6 +1,5 @@
 """LoadUnlabeledMasks: SA-1B-style per-image JSON (COCO RLE) -> packed, possibly overlapping masks."""
 import json
-import os.path as osp
 from typing import Optional
 
 import numpy as np

@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 import open_clip
-from open_clip.model import CLIP, CustomTextCLIP, resize_pos_embed
+from open_clip.model import CLIP, resize_pos_embed
 
 from mmseg_ovs.utils.checkpoint import safe_torch_load
 
-__all__ = ['build_open_clip', 'load_clip_weights', 'load_clip_weights_into', 'clip_text_tower_keys']
+__all__ = ['build_open_clip', 'load_clip_weights', 'load_clip_weights_into']
 
 
 def _is_torchscript_archive(path: str) -> bool:
@@ -144,9 +144,3 @@ def load_clip_weights_into(module: nn.Module, path: str, prefixes: Optional[tupl
                            f'missing {missing[:8]}, unexpected {unexpected[:8]}')
     module.load_state_dict(state_dict, strict=False)
 
-
-def clip_text_tower_keys(model: nn.Module):
-    """Names of the text-tower attributes of an open_clip ``CLIP`` (everything but ``visual``)."""
-    if isinstance(model, CustomTextCLIP):
-        return ['text']
-    return ['token_embedding', 'positional_embedding', 'transformer', 'ln_final', 'text_projection']

@@ -1,5 +1,5 @@
 """OnlineClusterHead: PixelCLIP's learnable class prompts, online clustering and mask loss."""
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn

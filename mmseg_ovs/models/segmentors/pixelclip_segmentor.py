@@ -1,6 +1,6 @@
 """PixelCLIPSegmentor: CLIP fine-tuned with unlabeled masks (Shin et al., NeurIPS 2024)."""
 import copy
-from typing import List, Optional, Sequence, Union
+from typing import List, Sequence, Union
 
 import torch
 import torch.nn.functional as F

@@ -1,7 +1,7 @@
 """OpenCLIPTextEncoder: the CLIP text tower (open_clip) with templates, a class-embedding cache and
 learnable context tokens."""
 import copy
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
