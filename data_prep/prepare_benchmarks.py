@@ -16,12 +16,14 @@ Sub-commands (each resumable: finished outputs are skipped; files are written at
     python data_prep/prepare_benchmarks.py ade20k     data/ade/ADEChallengeData2016  # checks only
     python data_prep/prepare_benchmarks.py context    data/VOCdevkit trainval_merged.json
     python data_prep/prepare_benchmarks.py coco_stuff data/coco_stuff164k
-    python data_prep/prepare_benchmarks.py coco_object data/coco -o data/coco_stuff164k
+    python data_prep/prepare_benchmarks.py coco_object data/coco_stuff164k   # after coco_stuff's download
     python data_prep/prepare_benchmarks.py cityscapes data/cityscapes [--from-polygons]
 
-``context``, ``coco_stuff`` and ``cityscapes --from-polygons`` import mmseg's own converters from
-the installed wheel (``mmseg/.mim/tools/dataset_converters``) and use their id tables/label
-functions; VOC and ADE20K need no conversion (mmseg reads the official PNGs directly).
+``coco_stuff`` and ``cityscapes --from-polygons`` import mmseg's own converters from the installed
+wheel (``mmseg/.mim/tools/dataset_converters``) and use their id tables/label functions;
+``context`` is ``convert_pascal_context.py`` (pycocotools, no ``detail`` API) and ``coco_object``
+is ``convert_coco_object.py`` (the stuffthingmaps route); VOC and ADE20K need no conversion
+(mmseg reads the official PNGs directly).
 """
 import argparse
 import glob
@@ -159,39 +161,12 @@ def prepare_cityscapes(root: str, splits=('val', ), from_polygons: bool = False)
 def prepare_context(devkit: str, json_path: str) -> dict:
     """PASCAL-Context -> ``VOC2010/SegmentationClassContext`` (60 classes incl. background 0).
 
-    Uses mmseg's ``pascal_context.py`` (its 60-class id table) and the ``detail`` API
-    (zhanghang1989/detail-api) to rasterise ``trainval_merged.json``. Context59 reads the same
-    files with ``reduce_zero_label=True`` (background -> 255, as PixelCLIP's converter).
+    ``data_prep/convert_pascal_context.py``: ``trainval_merged.json`` rasterised with pycocotools as
+    the ``detail`` API's ``getMask`` does, then mmseg's 60-class id table. Context59 reads the same
+    files with ``reduce_zero_label=True`` (background -> 255).
     """
-    voc2010 = require_dir(osp.join(devkit, 'VOC2010'), 'VOC2010 folder of VOCdevkit')
-    require_file(json_path, 'PASCAL-Context trainval_merged.json')
-    conv = mmseg_converter('pascal_context')
-    out_dir = osp.join(voc2010, 'SegmentationClassContext')
-    img_dir = require_dir(osp.join(voc2010, 'JPEGImages'), 'VOC2010 JPEGImages')
-    written = skipped = total = 0
-    for split in ('train', 'val'):
-        detail = conv.Detail(json_path, img_dir, split)
-        names = []
-        imgs = detail.getImgs()
-        total += len(imgs)
-        for img in progress(imgs, desc=f'PASCAL-Context {split}'):
-            name = osp.splitext(img['file_name'])[0]
-            names.append(name)
-            dst = osp.join(out_dir, name + '.png')
-            if osp.isfile(dst):
-                skipped += 1
-                continue
-            raw = detail.getMask(img)
-            bad = np.setdiff1d(np.unique(raw), conv._mapping)
-            if bad.size:
-                raise DataPrepError(f'{json_path}: image {img["file_name"]} has ids outside the 60-class '
-                                    f'table: {bad[:10].tolist()}')
-            index = np.digitize(raw.ravel(), conv._mapping, right=True)
-            save_png_atomic(conv._key[index].reshape(raw.shape).astype(np.uint8), dst)
-            written += 1
-        write_text_atomic(''.join(n + '\n' for n in sorted(names)),
-                          osp.join(voc2010, 'ImageSets', 'SegmentationContext', f'{split}.txt'))
-    return dict(images=total, written=written, skipped=skipped)
+    from convert_pascal_context import convert
+    return convert(devkit, json_path)
 
 
 def parse_args(argv=None):
@@ -203,18 +178,17 @@ def parse_args(argv=None):
     s.add_argument('--split', default='val')
     s = sub.add_parser('ade20k', help='check ADEChallengeData2016')
     s.add_argument('root')
-    s = sub.add_parser('context', help='PASCAL-Context via mmseg + detail API')
+    s = sub.add_parser('context', help='PASCAL-Context trainval_merged.json -> Context-60/59 (pycocotools)')
     s.add_argument('devkit')
     s.add_argument('json_path')
     s = sub.add_parser('coco_stuff', help='COCO-Stuff-164k stuffthingmaps -> labelTrainIds')
     s.add_argument('root')
     s.add_argument('--splits', nargs='+', default=['val2017'])
-    s = sub.add_parser('coco_object', help='COCO instances -> instanceTrainIds')
-    s.add_argument('coco_root')
-    s.add_argument('-o', '--out-dir', required=True)
-    s.add_argument('--split', default='val2017')
-    s.add_argument('--crowd', choices=['class', 'ignore'], default='class')
-    s.add_argument('--copy', action='store_true')
+    s = sub.add_parser('coco_object', help='COCO-Stuff stuffthingmaps -> instanceTrainIds (the field\'s '
+                       'COCO-Object; see convert_coco_object.py --from-instances for the instance route)')
+    s.add_argument('root')
+    s.add_argument('-o', '--out-dir', default=None)
+    s.add_argument('--splits', nargs='+', default=['val2017'])
     s = sub.add_parser('cityscapes', help='Cityscapes -> gtFine_labelTrainIds')
     s.add_argument('root')
     s.add_argument('--splits', nargs='+', default=['val'])
@@ -234,8 +208,8 @@ def main(argv=None):
         elif args.bench == 'coco_stuff':
             stats = prepare_coco_stuff(args.root, tuple(args.splits))
         elif args.bench == 'coco_object':
-            from convert_coco_object import convert
-            stats = convert(args.coco_root, args.out_dir, args.split, args.crowd, args.copy)
+            from convert_coco_object import convert_stuffthingmaps
+            stats = convert_stuffthingmaps(args.root, args.out_dir, tuple(args.splits))
         else:
             stats = prepare_cityscapes(args.root, tuple(args.splits), args.from_polygons)
     except DataPrepError as e:

@@ -61,18 +61,65 @@ def make_voc2012(data_root):
     return dict(root=root, ids=ids, maps=maps)
 
 
+# PASCAL-Context (459-class) ids of some cls_context59 classes -> their Context-60 labels
+CONTEXT_IDS = {2: 1, 22: 5, 45: 12, 189: 30, 284: 37, 458: 59}
+
+
+def _rle(mask):
+    """Compressed COCO RLE with str counts, as stored in JSON files."""
+    from pycocotools import mask as mask_utils
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return dict(size=[int(v) for v in rle['size']], counts=rle['counts'].decode('ascii'))
+
+
+def _stripes(n, idx, h=H, w=W):
+    """Mask of stripe(s) ``idx`` out of ``n`` vertical stripes (as ``_blocks``)."""
+    edges = np.linspace(0, w, n + 1).astype(int)
+    m = np.zeros((h, w), bool)
+    for i in np.atleast_1d(idx):
+        m[:, edges[i]:edges[i + 1]] = True
+    return m
+
+
 def make_voc2010_context(data_root):
-    """The layout after mmseg's pascal_context converter (the ``detail`` API is not installable here)."""
+    """The official downloads: ``VOC2010/JPEGImages`` (VOCtrainval_03-May-2010.tar) and
+    ``trainval_merged.json`` (PASCAL in Detail: images with ``phase``, ``annos_segmentation`` with
+    compressed-RLE ``segmentation``; later entries are painted over earlier ones)."""
     root = osp.join(data_root, 'VOCdevkit', 'VOC2010')
     ids = ['2008_000002', '2008_000003']
     maps = [_blocks([0, 1, 59]), _blocks([30, 0, 12, 5])]
-    for i, (k, m) in enumerate(zip(ids, maps)):
+    train_ids = ['2008_000008']
+    train_maps = [_blocks([37, 0])]
+    images = []
+    for i, (k, phase) in enumerate([(ids[1], 'val'), (train_ids[0], 'train'), (ids[0], 'val')]):
         _rgb(osp.join(root, 'JPEGImages', k + '.jpg'), 10 + i)
-        _label(osp.join(root, 'SegmentationClassContext', k + '.png'), m)
-    os.makedirs(osp.join(root, 'ImageSets', 'SegmentationContext'), exist_ok=True)
-    with open(osp.join(root, 'ImageSets', 'SegmentationContext', 'val.txt'), 'w') as f:
-        f.write('\n'.join(ids) + '\n')
-    return dict(root=root, ids=ids, maps=maps)
+        images.append(dict(image_id=int(k.replace('_', '')), file_name=k + '.jpg', height=H, width=W,
+                           phase=phase, date='03-May-2010'))
+    img_id = {k: int(k.replace('_', '')) for k in ids + train_ids}
+    anns = []
+
+    def add(stem, cid, mask):
+        anns.append(dict(id=len(anns) + 1, image_id=img_id[stem], category_id=cid, segmentation=_rle(mask),
+                         area=int(mask.sum()), bbox=[0, 0, W, H], iscrowd=0, parts=[]))
+
+    # image 1: person over stripes 1-2, then aeroplane and wood painted over it (file order wins)
+    add(ids[0], 284, _stripes(3, [1, 2]))
+    add(train_ids[0], 284, _stripes(2, 0))  # interleaved entries of another image
+    add(ids[0], 2, _stripes(3, 1))
+    add(ids[1], 189, _stripes(4, 0))
+    add(ids[0], 458, _stripes(3, 2))
+    add(ids[1], 45, _stripes(4, 2))
+    add(ids[1], 22, _stripes(4, 3))
+    cats = [dict(category_id=c, name=n, supercategory='object', onlysemantic=0, parts=[])
+            for c, n in [(2, 'aeroplane'), (22, 'bench'), (45, 'bus'), (189, 'ground'), (284, 'person'),
+                         (458, 'wood')]]
+    json_path = osp.join(data_root, 'trainval_merged.json')
+    with open(json_path, 'w') as f:
+        json.dump(dict(info=dict(description='PASCAL in Detail (synthetic)'), images=images,
+                       annos_segmentation=anns, categories=cats, parts=[], annos_occlusion=[],
+                       annos_joints=[]), f)
+    return dict(root=root, devkit=osp.dirname(root), json=json_path, ids=ids, maps=maps, train_ids=train_ids,
+                train_maps=train_maps)
 
 
 def _square_poly(x0, y0, x1, y1):
@@ -117,12 +164,15 @@ def make_coco(data_root):
     os.makedirs(osp.join(coco, 'annotations'), exist_ok=True)
     with open(osp.join(coco, 'annotations', 'instances_val2017.json'), 'w') as f:
         json.dump(dict(images=images, annotations=anns, categories=cats), f)
-    # stuffthingmaps: 0-based ids; 0 person, 91 banner (stuff) -> 80, 11 unused id -> 255, 255 unlabeled
-    stuff_maps = [_blocks([0, 91, 11, 255]), _blocks([181, 89])]
+    # stuffthingmaps: 0-based ids; 0 person, 91 banner (stuff), 12 stop sign (after the unused 11),
+    # 255 unlabeled; 181 wood (last stuff), 89 toothbrush (last thing)
+    stuff_maps = [_blocks([0, 91, 12, 255]), _blocks([181, 89])]
     for name, m in zip(files, stuff_maps):
         _label(osp.join(stuff, 'annotations', 'val2017', name.replace('.jpg', '.png')), m)
-    expected_stuff = [_blocks([0, 80, 255, 255]), _blocks([170, 79])]
-    return dict(coco=coco, stuff=stuff, files=files, expected_stuff=expected_stuff)
+    expected_stuff = [_blocks([0, 80, 11, 255]), _blocks([170, 79])]  # mmseg's COCO-Stuff-171 table
+    expected_object = [_blocks([1, 0, 12, 0]), _blocks([0, 80])]  # GroupViT's COCO-Object table
+    return dict(coco=coco, stuff=stuff, files=files, stuff_maps=stuff_maps, expected_stuff=expected_stuff,
+                expected_object=expected_object)
 
 
 def make_cityscapes(data_root):
@@ -147,7 +197,8 @@ def make_ade20k(data_root):
 
 
 def make_all(data_root):
-    """All trees, as downloaded (COCO-Object / COCO-Stuff / Cityscapes still need conversion)."""
+    """All trees, as downloaded (PASCAL-Context / COCO-Object / COCO-Stuff / Cityscapes still need
+    conversion)."""
     return dict(voc=make_voc2012(data_root), context=make_voc2010_context(data_root),
                 coco=make_coco(data_root), cityscapes=make_cityscapes(data_root),
                 ade=make_ade20k(data_root))

@@ -66,7 +66,8 @@ def setup(tmp_path_factory):
     data = osp.join(root, 'data')
     t = trees.make_all(data)
     # official downloads -> the layouts the configs expect, through the shipped converters
-    convert_coco_object.main([t['coco']['coco'], '-o', t['coco']['stuff']])
+    prepare_benchmarks.main(['context', t['context']['devkit'], t['context']['json']])
+    convert_coco_object.main([t['coco']['stuff']])
     prepare_benchmarks.main(['coco_stuff', t['coco']['stuff']])
     prepare_benchmarks.main(['cityscapes', t['cityscapes']['root']])
     prepare_benchmarks.main(['voc', osp.dirname(t['voc']['root'])])

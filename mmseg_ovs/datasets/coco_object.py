@@ -8,8 +8,9 @@ class COCOObjectDataset(BaseSegDataset):
     """COCO-Object (81 classes: background + 80 COCO things, GroupViT/SegCLIP protocol).
 
     Annotations are ``<image id>_instanceTrainIds.png`` label maps: 0 background, 1..80 the
-    things in COCO category-id order, 255 ignored. ``data_prep/convert_coco_object.py`` writes
-    them from the COCO instance annotations.
+    things in COCO category-id order (255 would be ignored; the field's maps have none).
+    ``data_prep/convert_coco_object.py`` writes them from the COCO-Stuff-164k stuffthingmaps as
+    GroupViT/SegCLIP/SCLIP do (``--from-instances``: from the instance annotations instead).
     """
     METAINFO = dict(
         classes=('background', ) + COCOStuffDataset.METAINFO['classes'][:80],
