@@ -124,4 +124,11 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 randomness = dict(seed=42, deterministic=False)
+# The official stack's precision (torch 1.8.0): TF32 matmuls and TF32 cuDNN convolutions were torch's
+# defaults then (matmul TF32 became opt-in in 1.12); cudnn.benchmark off. CUDA flags only, no effect
+# on CPU; inherited by configs/benchmarks/segclip/.
+# CheckpointModelSettingsHook: a checkpoint converted from the official release records
+# neck.batch_mixing_legacy=True in its meta (tools/convert_segclip_checkpoint.py); it is applied on load.
+custom_hooks = [dict(type='CUDAPrecisionHook', tf32_matmul=True, tf32_cudnn=True, cudnn_benchmark=False),
+                dict(type='CheckpointModelSettingsHook')]
 auto_scale_lr = dict(enable=False, base_batch_size=768)

@@ -5,6 +5,11 @@ Usage: python tools/convert_segclip_checkpoint.py SRC.bin DST.pth [--inference-o
 The result is ``dict(state_dict=..., meta=...)`` with mmseg_ovs key names (``backbone.visual.*``,
 ``neck.*``, ``text_encoder.*``, ``reconstruction.*``), loadable by tools/test.py and tools/train.py
 (``load_from``). ``--inference-only`` drops the training-only reconstruction branch.
+
+The meta records ``model_settings={'neck.batch_mixing_legacy': True}``: the release was trained with
+the official torch-1.8 cross-attention that mixes a batch's samples, and every SegCLIP config's
+``CheckpointModelSettingsHook`` applies it when the checkpoint is loaded (``tools/test.py``,
+``benchmark_all``, ``load_from``). ``--no-batch-mixing-legacy`` leaves it out (per-image attention).
 """
 import argparse
 import os
@@ -15,7 +20,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmseg_ovs.utils.convert_segclip import convert_segclip_state_dict  # noqa: E402
+from mmseg_ovs.utils.convert_segclip import convert_segclip_state_dict, segclip_checkpoint_meta  # noqa: E402
 
 
 def main():
@@ -26,6 +31,9 @@ def main():
                         help='drop the reconstruction branch (layers_mae2, a_fc, vis_mae_decoder)')
     parser.add_argument('--first-stage-layers', type=int, default=None,
                         help='blocks before the group module (default: counted from the file)')
+    parser.add_argument('--no-batch-mixing-legacy', action='store_true',
+                        help='do not record neck.batch_mixing_legacy=True in the meta (evaluate with '
+                        'per-image cross-attention instead of the official batch-mixing one)')
     args = parser.parse_args()
     if not osp.isfile(args.src):
         raise SystemExit(f'checkpoint not found: {args.src}')
@@ -45,8 +53,8 @@ def main():
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith('reconstruction.')}
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     tmp = args.dst + '.tmp'
-    torch.save(dict(state_dict=state_dict,
-                    meta=dict(converted_from=osp.basename(args.src), method='SegCLIP')), tmp)
+    meta = segclip_checkpoint_meta(osp.basename(args.src), batch_mixing_legacy=not args.no_batch_mixing_legacy)
+    torch.save(dict(state_dict=state_dict, meta=meta), tmp)
     os.replace(tmp, args.dst)
     print(f'wrote {len(state_dict)} tensors to {args.dst}')
 

@@ -15,3 +15,12 @@ test_pipeline = [
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 val_dataloader = test_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+# In-training validation with the official training prompt type "single" (the benchmark configs use
+# 'imagenet_select', as eval.sh). open_clip ConvNeXt runs in fp32 officially.
+model = dict(templates='single')
+# Official optimizer grouping (detectron2 build_optimizer): the x0.01 lr of the image tower and the
+# 0 weight decay of every norm layer apply together (mmengine's custom_keys alone would decay the
+# trunk's norms, which train here: finetune='full').
+optim_wrapper = dict(constructor='NormDecayOptimWrapperConstructor', paramwise_cfg=dict(embed_decay_mult=0.0))
+# The official precision settings: TF32 matmuls and cuDNN benchmark (CUDA only, no effect on CPU).
+custom_hooks = [dict(type='CUDAPrecisionHook', tf32_matmul=True, tf32_cudnn=True, cudnn_benchmark=True)]

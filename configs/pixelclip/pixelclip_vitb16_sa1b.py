@@ -16,3 +16,10 @@ test_pipeline = [
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 val_dataloader = test_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+# In-training validation as the official config (PROMPT_ENSEMBLE_TYPE "single"; eval.sh switches to
+# 'imagenet_select' for the benchmark numbers: configs/benchmarks/pixelclip/), with the official fp16
+# ViT text classifier ('float32' for fp32).
+model = dict(templates='single', text_encoder=dict(cache_dtype='float16'))
+# The official precision settings: TF32 matmuls (set_float32_matmul_precision("high")) and cuDNN
+# benchmark (CUDNN_BENCHMARK: True); CUDA flags only, no effect on CPU.
+custom_hooks = [dict(type='CUDAPrecisionHook', tf32_matmul=True, tf32_cudnn=True, cudnn_benchmark=True)]

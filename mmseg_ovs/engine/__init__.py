@@ -1,4 +1,8 @@
 """Hooks and runner helpers registered in mmseg/mmengine registries."""
+from .checkpoint_settings_hook import CheckpointModelSettingsHook, apply_model_settings
+from .cuda_precision_hook import CUDAPrecisionHook, get_cuda_precision, set_cuda_precision
 from .device_aware_ddp import DeviceAwareDistributedDataParallel
+from .norm_decay_optim_constructor import NormDecayOptimWrapperConstructor
 
-__all__ = ['DeviceAwareDistributedDataParallel']
+__all__ = ['CheckpointModelSettingsHook', 'apply_model_settings', 'CUDAPrecisionHook', 'get_cuda_precision',
+           'set_cuda_precision', 'DeviceAwareDistributedDataParallel', 'NormDecayOptimWrapperConstructor']

@@ -71,3 +71,17 @@ def convert_segclip_state_dict(state_dict: Dict[str, torch.Tensor],
     if unknown and strict:
         raise KeyError(f'unexpected keys in the SegCLIP checkpoint: {unknown[:10]}')
     return out
+
+
+#: Model settings under which the official release was trained: the torch-1.8 cross-attention that
+#: mixes the samples of a batch. Recorded in a converted checkpoint's ``meta['model_settings']`` and
+#: applied on load by ``CheckpointModelSettingsHook`` (every SegCLIP config has it).
+SEGCLIP_RELEASE_MODEL_SETTINGS = {'neck.batch_mixing_legacy': True}
+
+
+def segclip_checkpoint_meta(source_name: str, batch_mixing_legacy: bool = True) -> dict:
+    """``meta`` of a checkpoint converted from the official release."""
+    meta = dict(converted_from=source_name, method='SegCLIP')
+    if batch_mixing_legacy:
+        meta['model_settings'] = dict(SEGCLIP_RELEASE_MODEL_SETTINGS)
+    return meta

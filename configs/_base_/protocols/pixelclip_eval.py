@@ -8,3 +8,6 @@ pixelclip_test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# The official runs' precision: TF32 matmuls (set_float32_matmul_precision("high")), cuDNN benchmark
+# (train_net.py main(), CUDNN_BENCHMARK: True); CUDA flags only, no effect on CPU.
+custom_hooks = [dict(type='CUDAPrecisionHook', tf32_matmul=True, tf32_cudnn=True, cudnn_benchmark=True)]

@@ -1,6 +1,7 @@
 # PixelCLIP ViT-B/16 on voc20 (PixelCLIP eval.sh protocol): short side 640 (max 2560, PIL bilinear),
 # squash to 320x320 (aspect not kept), features bilinear to 64x64, cosine with the 8
-# 'imagenet_select' templates, no background, no sliding window, argmax.
+# 'imagenet_select' templates (class embeddings computed in fp16 as the official ViT), no background,
+# no sliding window, argmax.
 _base_ = ['../../_base_/default_runtime.py', '../../_base_/models/pixelclip_vitb16.py', '../../_base_/datasets/voc20.py',
           '../../_base_/protocols/pixelclip_eval.py']
 default_scope = 'mmseg'
@@ -10,6 +11,8 @@ model = dict(
     class_names='voc20',
     templates='imagenet_select',
     clip_resolution=(320, 320),
-    feature_size=(64, 64))
+    feature_size=(64, 64),
+    # the official ViT text classifier is computed in fp16 (OpenAI clip.load); 'float32' for fp32
+    text_encoder=dict(cache_dtype='float16'))
 test_pipeline = {{_base_.pixelclip_test_pipeline}}
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
