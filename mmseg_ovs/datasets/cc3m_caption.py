@@ -1,34 +1,46 @@
-"""CC3MCaptionDataset: Conceptual Captions 3M downloaded with img2dataset (``files`` format)."""
+"""CC3MCaptionDataset: Conceptual Captions 3M (image-caption pairs) from a sample index or shard folders."""
 import os
 import os.path as osp
 from typing import List
 
-from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from mmseg.registry import DATASETS
+
+from .indexed_dataset import IndexedDataset
 
 __all__ = ['CC3MCaptionDataset']
 
 
 @DATASETS.register_module()
-class CC3MCaptionDataset(BaseDataset):
-    """CC3M image-caption shards as written by ``data_prep/cc3m_shards.py`` from the official TSV (the
-    same layout as img2dataset's ``--output_format files``): ``data_root/<shard>/<key>.jpg`` with the
-    caption in ``<key>.txt`` (one caption per image).
+class CC3MCaptionDataset(IndexedDataset):
+    """CC3M image-caption pairs.
 
-    The shard folders are scanned once (or listed in ``ann_file``, one ``<shard>/<key>.jpg`` per
-    line). Images whose caption file is missing or empty are counted and skipped with a warning.
-    Each sample: ``img_path``, ``caption``, ``superpixel_key`` (``<shard>/<key>.jpg``) and
+    Recommended (any scale): ``ann_file='cc3m_index.npz'`` written by
+    ``python data_prep/build_index.py cc3m DATA_ROOT cc3m_index.npz`` (columns ``img``: path relative
+    to ``data_root``, ``caption``); nothing is walked or opened at start-up.
+
+    Small data: the shard folders of ``data_prep/cc3m_shards.py`` (img2dataset ``files`` layout,
+    ``data_root/<shard>/<key>.jpg`` + ``<key>.txt``) are scanned (or listed one ``<shard>/<key>.jpg``
+    per line in a text ``ann_file``); images without a caption are counted and skipped.
+
+    Each sample: ``img_path``, ``caption``, ``superpixel_key`` (the relative image path) and
     ``superpixel_root`` (the store of data_prep/segclip_superpixels.py, for :class:`LoadSuperpixels`).
+    Broken samples are skipped with a count (see :class:`IndexedDataset`).
     """
 
     METAINFO = dict(classes=())
+    INDEX_COLUMNS = ('img', 'caption')
 
     def __init__(self, data_root: str = '', ann_file: str = '', img_suffix: str = '.jpg',
                  superpixel_root: str = None, **kwargs):
         self.superpixel_root = superpixel_root
         self.img_suffix = img_suffix
         super().__init__(data_root=data_root, ann_file=ann_file, **kwargs)
+
+    def row_info(self, index, row: int) -> dict:
+        rel = index.str('img', row)
+        return dict(img_path=osp.join(self.data_root, rel), caption=index.str('caption', row),
+                    superpixel_key=rel, superpixel_root=self.superpixel_root, seg_fields=[])
 
     def load_data_list(self) -> List[dict]:
         root = self.data_root

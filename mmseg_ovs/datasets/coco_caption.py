@@ -3,14 +3,15 @@ import json
 import os.path as osp
 from typing import List
 
-from mmengine.dataset import BaseDataset
 from mmseg.registry import DATASETS
+
+from .indexed_dataset import IndexedDataset
 
 __all__ = ['COCOCaptionDataset']
 
 
 @DATASETS.register_module()
-class COCOCaptionDataset(BaseDataset):
+class COCOCaptionDataset(IndexedDataset):
     """COCO Captions, Karpathy split (``dataset_coco.json``), one sample per caption.
 
     SegCLIP trains on the Karpathy ``train`` split only (82,783 images, 414,113 captions; ``restval``
@@ -19,12 +20,17 @@ class COCOCaptionDataset(BaseDataset):
     path relative to ``img_dir``, the key used by data_prep/segclip_superpixels.py) and
     ``superpixel_root`` (the store folder, for :class:`LoadSuperpixels`).
 
+    ``ann_file`` may instead be a sample index (``.npz``, one row per caption, columns ``img``
+    relative to ``data_root/img_dir`` and ``caption``) written by ``data_prep/build_index.py coco``:
+    nothing is parsed at start-up. Broken samples are skipped with a count (:class:`IndexedDataset`).
+
     Args:
         split (str | list[str]): Karpathy split(s) to use. Default 'train'.
         img_dir (str): image root under ``data_root``. Default ''.
     """
 
     METAINFO = dict(classes=())
+    INDEX_COLUMNS = ('img', 'caption')
 
     def __init__(self, data_root: str = '', ann_file: str = 'karpathy/dataset_coco.json',
                  split='train', img_dir: str = '', superpixel_root: str = None,
@@ -33,6 +39,11 @@ class COCOCaptionDataset(BaseDataset):
         self.split = [split] if isinstance(split, str) else list(split)
         self.img_dir = img_dir
         super().__init__(data_root=data_root, ann_file=ann_file, **kwargs)
+
+    def row_info(self, index, row: int) -> dict:
+        rel = index.str('img', row)
+        return dict(img_path=osp.join(self.data_root, self.img_dir, rel), caption=index.str('caption', row),
+                    superpixel_key=rel, superpixel_root=self.superpixel_root, seg_fields=[])
 
     def load_data_list(self) -> List[dict]:
         if not osp.isfile(self.ann_file):
@@ -50,8 +61,8 @@ class COCOCaptionDataset(BaseDataset):
             rel = osp.join(im.get('filepath', ''), im['filename'])
             for sent in im['sentences']:
                 data.append(dict(img_path=osp.join(root, rel), caption=sent['raw'].strip(),
-                                 superpixel_key=rel,
-                             superpixel_root=self.superpixel_root, seg_fields=[]))
+                                 superpixel_key=rel, superpixel_root=self.superpixel_root,
+                                 seg_fields=[]))
         if not data:
             raise ValueError(f'no captions of split {self.split} in {self.ann_file}')
         return data

@@ -8,7 +8,9 @@ mask_folder = 'annotations'  # SA-1B masks; 'sam_masks' / 'dino_masks' from data
 remove_cutout_from_masks = True
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadUnlabeledMasks'),
+    # lazy: masks stay run lengths until the crop is known, then only the kept crop is decoded and
+    # packed (bit-identical to decoding everything; tools/benchmark_data.py pixelclip-loader)
+    dict(type='LoadUnlabeledMasks', lazy=True),
     dict(type='ResizeCropFlipWithMasks', short_edges=1024, max_size=1333, crop_size=(640, 640), flip_prob=0.5),
     dict(type='PhotoMetricDistortion'),  # = detectron2 ColorAugSSDTransform (weak photometric aug)
     dict(type='PixelCLIPStrongView', jitter_prob=0.8, jitter=(0.5, 0.5, 0.5, 0.25), gray_prob=0.2,

@@ -51,7 +51,7 @@ class PixelCLIPStrongView(BaseTransform):
             strong = strong.copy()
             strong[y0:y1, x0:x1] = 0
             if self.mask_key in results:
-                masks = results[self.mask_key].copy()
+                masks = np.array(results[self.mask_key], order='K', copy=True)  # keeps its memory layout
                 masks[y0:y1, x0:x1] = 0  # clears the box in every packed mask plane
                 results[self.mask_key] = masks
             results['cutout_box'] = (y0, y1, x0, x1)

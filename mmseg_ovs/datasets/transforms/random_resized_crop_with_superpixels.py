@@ -7,9 +7,23 @@ from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 from PIL import Image
 
-from mmseg_ovs.models.losses.superpixel_kl_loss import superpixel_patch_labels
+from ..superpixel_labels import superpixel_patch_labels
 
 __all__ = ['RandomResizedCropWithSuperpixels']
+
+
+def check_superpixel_shape(map_shape, img_shape, results=None) -> None:
+    """The (h, w) map must be the (H, W) image up to a uniform rescale (1 px rounding per side)."""
+    h, w = map_shape[:2] if len(map_shape) >= 2 else (0, 0)
+    H, W = img_shape
+    ok = len(map_shape) == 2 and h > 0 and w > 0 and abs(h * W - w * H) <= max(H, W, h, w)
+    if ok and (h, w) != (H, W):  # a rescale: the ratio must be the same along both axes
+        ok = abs(h / H - w / W) <= 1.5 / min(H, W, h, w)
+    if not ok:
+        results = results or {}
+        raise ValueError(f'superpixel map {tuple(map_shape)} does not fit image {(H, W)} '
+                         f'({results.get("img_path")!r}, key {results.get("superpixel_key")!r}); '
+                         f'recompute it with data_prep/segclip_superpixels.py on the training images')
 
 
 @TRANSFORMS.register_module()
@@ -21,6 +35,10 @@ class RandomResizedCropWithSuperpixels(BaseTransform):
     ``[j/(W-1), i/(H-1), (j+w-1)/(W-1), (i+h-1)/(H-1)]``; the superpixel map (possibly at another
     resolution) is cropped with them and turned into ``superpixel_labels`` (size/patch, size/patch)
     by :func:`superpixel_patch_labels` (truncated mean of ids per patch).
+
+    The map must have the image's shape, or its short-side-resized shape (data_prep stores maps at
+    short side 224): a map whose aspect ratio disagrees (e.g. transposed) raises ``ValueError`` naming
+    the image, which the dataset counts as a broken sample.
 
     Args:
         size (int): output side. Default 224.
@@ -66,6 +84,7 @@ class RandomResizedCropWithSuperpixels(BaseTransform):
                               (i + h - 1) / (H - 1)], np.float32)
         results['crop_coord'] = coord
         if 'superpixels' in results:
+            check_superpixel_shape(results['superpixels'].shape, (H, W), results)
             results['superpixel_labels'] = superpixel_patch_labels(
                 results['superpixels'], coord, self.size, self.patch_size).numpy()
         return results

@@ -6,6 +6,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
+from mmseg_ovs.utils.mask_bits import RLEMaskStack
+
 __all__ = ['ResizeCropFlipWithMasks']
 
 
@@ -16,6 +18,9 @@ class ResizeCropFlipWithMasks(BaseTransform):
 
     detectron2 recipe of PixelCLIP: short side 1024 (``'choice'`` among ``short_edges``), long side
     <= 1333, random 640x640 crop (padding with 0 when the image is smaller), flip p = 0.5.
+
+    Masks given lazily (:class:`~mmseg_ovs.utils.mask_bits.RLEMaskStack`, ``LoadUnlabeledMasks(lazy=
+    True)``) are decoded and packed only over the kept crop, in one gather; the bits are the same.
 
     Args:
         short_edges (int | list[int]): candidate short-side lengths (one is chosen at random).
@@ -46,6 +51,8 @@ class ResizeCropFlipWithMasks(BaseTransform):
         short = self.short_edges[np.random.randint(len(self.short_edges))]
         nh, nw = self._target_size(h, w, short, self.max_size)
         keys = list(results.get('seg_fields', []))
+        lazy = [k for k in keys if isinstance(results[k], RLEMaskStack)]
+        keys = [k for k in keys if k not in lazy]
         if (nh, nw) != (h, w):
             img = mmcv.imresize(img, (nw, nh), interpolation='bilinear')
             for key in keys:
@@ -61,6 +68,8 @@ class ResizeCropFlipWithMasks(BaseTransform):
             img = img[:, ::-1]
             for key in keys:
                 results[key] = results[key][:, ::-1]
+        for key in lazy:  # decode + pack only the kept crop: one gather = resize, crop and flip
+            results[key] = self._crop_lazy(results[key], nh, nw, y0, x0, ch, cw, flip)
         results['img'] = np.ascontiguousarray(img)
         for key in keys:
             results[key] = np.ascontiguousarray(results[key])
@@ -70,11 +79,24 @@ class ResizeCropFlipWithMasks(BaseTransform):
         return results
 
     @staticmethod
+    def _nearest_index(n_in, n_out):
+        """Source index of every output pixel of the nearest resize (as :meth:`_resize_nearest`)."""
+        return np.minimum((np.arange(n_out) * (n_in / n_out)).astype(np.int64), n_in - 1)
+
+    def _crop_lazy(self, stack, nh, nw, y0, x0, ch, cw, flip):
+        rows = self._nearest_index(stack.h, nh)[y0:y0 + ch]
+        cols = self._nearest_index(stack.w, nw)[x0:x0 + cw]
+        if len(rows) == ch and len(cols) == cw:
+            return stack.packed(rows, cols[::-1] if flip else cols)  # planes-first memory, no copy
+        out = self._crop_pad(stack.packed(rows, cols), 0, 0, ch, cw)
+        return np.ascontiguousarray(out[:, ::-1] if flip else out)
+
+    @staticmethod
     def _resize_nearest(arr, nh, nw):
         """Index-based nearest resize (any channel count, exact on bit planes)."""
         h, w = arr.shape[:2]
-        ys = np.minimum((np.arange(nh) * (h / nh)).astype(np.int64), h - 1)
-        xs = np.minimum((np.arange(nw) * (w / nw)).astype(np.int64), w - 1)
+        ys = ResizeCropFlipWithMasks._nearest_index(h, nh)
+        xs = ResizeCropFlipWithMasks._nearest_index(w, nw)
         return arr[ys][:, xs]
 
     @staticmethod
