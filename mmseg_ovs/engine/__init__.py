@@ -2,7 +2,9 @@
 from .checkpoint_settings_hook import CheckpointModelSettingsHook, apply_model_settings
 from .cuda_precision_hook import CUDAPrecisionHook, get_cuda_precision, set_cuda_precision
 from .device_aware_ddp import DeviceAwareDistributedDataParallel
+from .non_finite_loss import NonFiniteLossError, NonFiniteLossHook
 from .norm_decay_optim_constructor import NormDecayOptimWrapperConstructor
 
 __all__ = ['CheckpointModelSettingsHook', 'apply_model_settings', 'CUDAPrecisionHook', 'get_cuda_precision',
-           'set_cuda_precision', 'DeviceAwareDistributedDataParallel', 'NormDecayOptimWrapperConstructor']
+           'set_cuda_precision', 'DeviceAwareDistributedDataParallel', 'NormDecayOptimWrapperConstructor',
+           'NonFiniteLossError', 'NonFiniteLossHook']
