@@ -390,7 +390,7 @@ def test_superpixel_data_prep_store_and_datasets(tmp_path):
     proc = run_tool(args)
     assert 'wrote 3 superpixel maps' in proc.stdout and 'skipped 1 unreadable' in proc.stdout
     proc = run_tool(args)  # resumable: nothing left to do
-    assert '2 shards already done' in proc.stdout and 'wrote 0 superpixel maps' in proc.stdout
+    assert '3 already in the store' in proc.stdout and 'wrote 0 superpixel maps' in proc.stdout
     store = SuperpixelStore(out)
     arr = np.asarray(Image.open(img_root / 'train2014' / 'img1.png').convert('RGB'))
     ref = felzenszwalb(arr, scale=20, sigma=0.9, min_size=10)
