@@ -15,10 +15,10 @@ first_stage_layers = 10
 crop_size = (224, 224)
 
 data_preprocessor = dict(
-    type='SegDataPreProcessor',
+    type='OVSDataPreProcessor',
     # CLIP mean/std x 255; images are loaded BGR and flipped to RGB. Training crops are already
-    # 224 x 224 (size only satisfies mmseg's batching). No test-time padding: a test batch holds
-    # same-size images (mmseg), and a padded batch is inferred per image on its unpadded area.
+    # 224 x 224 (size only satisfies mmseg's batching). A test batch of different-size images is
+    # padded, and each image is inferred on its own unpadded area (BaseOVSSegmentor).
     mean=[122.7709383, 116.7460125, 104.09373615],
     std=[68.5005327, 66.6321579, 70.32316305],
     bgr_to_rgb=True,

@@ -66,8 +66,9 @@ def test_logits_synonyms_and_background(tiny_cfg):
         out = model.class_logits(feats)
         te = model.text_encoder
         emb = torch.stack([te.compute_class_embeddings([n])[0] for n in ('cat', 'kitty', 'dog')])
-    cos = torch.einsum('bchw,nc->bnhw', feats, emb)
-    fg = torch.stack([torch.maximum(cos[:, 0], cos[:, 1]), cos[:, 2]], 1) * 50.0
+    # synonyms: the mean of the normalised synonym embeddings (the text encoder, as every segmentor)
+    emb = torch.stack([F.normalize(emb[:2].mean(0), dim=0), emb[2]])
+    fg = torch.einsum('bchw,nc->bnhw', feats, emb) * 50.0
     torch.testing.assert_close(out[:, 1:], fg.softmax(1), atol=1e-5, rtol=1e-5)
     assert (out[:, 0] == 0.6).all()
     with pytest.raises(ValueError, match='needs "background" as the first class'):
@@ -83,7 +84,14 @@ def test_slide_matches_mmseg_and_background_threshold(tiny_cfg):
     metas = [dict(img_shape=(50, 70), ori_shape=(50, 70), pad_shape=(50, 70), padding_size=[0, 0, 0, 0])]
     with torch.no_grad():
         ours = model.slide_inference(img, [dict(m) for m in metas])
-        ref = EncoderDecoder.slide_inference(model, img, [dict(m) for m in metas])  # mmseg's crop loop
+        # mmseg's crop loop on the per-crop logits resized to the crop (what mmseg's heads return)
+        class _PerCrop:
+            test_cfg, out_channels = model.test_cfg, model.out_channels
+
+            def encode_decode(self, x, metas):
+                return F.interpolate(model.encode_decode(x, metas), size=x.shape[-2:], mode='bilinear',
+                                     align_corners=False)
+        ref = EncoderDecoder.slide_inference(_PerCrop(), img, [dict(m) for m in metas])
     assert ours.shape == (1, 21, 50, 70)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
     # threshold 1.0: no class reaches it -> all background; 0.0: never background
@@ -98,9 +106,11 @@ def test_whole_squash_and_feature_size(tiny_cfg):
     model = build(tiny_cfg, class_names='voc20', test_cfg=dict(mode='whole', squash_size=(64, 64),
                                                                feature_size=(8, 8)))
     with torch.no_grad():
-        logits = model.inference(torch.randn(2, 3, 40, 90), [{}] * 2)
+        logits = model.inference(torch.randn(2, 3, 40, 90), [{}] * 2)  # at the feature size
+        pred = model.predict(torch.randn(2, 3, 40, 90))  # resized once to the image
         feats = model.extract_feat(torch.randn(1, 3, 64, 64))
-    assert logits.shape == (2, 20, 40, 90) and feats.shape[-2:] == (8, 8)
+    assert logits.shape == (2, 20, 8, 8) and feats.shape[-2:] == (8, 8)
+    assert pred[0].seg_logits.data.shape == (20, 40, 90)
     with pytest.raises(ValueError, match='dense_mode'):
         build(tiny_cfg, dense_mode='nope')
     with pytest.raises(NotImplementedError):

@@ -103,7 +103,11 @@ def test_text_encoder_templates_cache_and_vocabulary(reference_clip):
         feats = torch.nn.functional.normalize(model.encode_text(open_clip.get_tokenizer('ViT-B-16')(
             ['a photo of a cat.', 'art of the cat.', 'a photo of a dog.', 'art of the dog.',
              'a photo of a puppy.', 'art of the puppy.'])), dim=-1)
-    expected = torch.nn.functional.normalize(torch.stack([feats[:2].sum(0), feats[2:].sum(0)]), dim=-1)
+    # per name: normalised mean of the normalised template features; per class: normalised mean of
+    # its (normalised) synonym embeddings
+    norm = torch.nn.functional.normalize
+    per_name = norm(feats.view(3, 2, -1).mean(1), dim=-1)
+    expected = norm(torch.stack([per_name[0], per_name[1:].mean(0)]), dim=-1)
     torch.testing.assert_close(emb, expected, atol=1e-5, rtol=0)
     assert 'class_embeddings' in dict(encoder.named_buffers()) and encoder.class_embeddings is emb
     # New weights invalidate the cache.

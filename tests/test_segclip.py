@@ -347,15 +347,15 @@ def test_segclip_batched_slide_inference_equals_single_images():
             assert torch.equal(b.pred_sem_seg.data, s.pred_sem_seg.data)
     # the prompt-embedding cache follows weight loading and train/eval switches
     with torch.no_grad():
-        cached = model.get_class_embeddings().clone()
+        cached = model.class_embeddings().clone()
         sd = model.state_dict()
         sd['text_encoder.text_projection'] = sd['text_encoder.text_projection'] * -1
         model.load_state_dict(sd)
-        assert torch.allclose(model.get_class_embeddings(), -cached, atol=1e-6)
+        assert torch.allclose(model.class_embeddings(), -cached, atol=1e-6)
         model.train()
         model.text_encoder.text_projection.mul_(-1)
         model.eval()
-        assert torch.allclose(model.get_class_embeddings(), cached, atol=1e-6)
+        assert torch.allclose(model.class_embeddings(), cached, atol=1e-6)
     with pytest.raises(ValueError, match='bg_thresh'):
         tiny_segclip(class_names=['background', 'cat'], bg_thresh=None)
     # background: strictly below min(bg_thresh, max group score) of the crop; top-2 filter

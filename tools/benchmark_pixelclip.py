@@ -66,7 +66,7 @@ def main():
     # parts (forward only)
     from mmseg_ovs.models.heads.cluster_targets import build_cluster_targets
     with torch.no_grad():
-        feat = model._dense(model.teacher, model.squash(model.normalize(inputs[:, :3]))).permute(0, 3, 1, 2)
+        feat = model.teacher.dense_features(model.squash(model.normalize(inputs[:, :3])))
         emb = model.decode_head.cluster_embeddings(model.text_encoder)
         masks = [s.unlabeled_masks for s in samples]
         sync(args.device)

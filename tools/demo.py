@@ -1,9 +1,11 @@
 """Free-vocabulary segmentation of one image, written as an overlay with a legend.
 
-    python tools/demo.py IMAGE --config CFG --checkpoint CKPT --vocab "cat,dog,grass" --out out.png
+    python tools/demo.py IMAGE --config CFG --checkpoint CKPT --vocab "cat,dog,grass" --out out.png [--cfg-options k=v]
 
-Synonyms of one class are separated by '|' (e.g. "background,tv|monitor,plant"). For segmentors that
-predict background by thresholding (SegCLIP), put "background" first.
+--vocab is a benchmark key ("voc21", "context59_pixelclip"), a cls_*.txt file, or comma-separated class
+names; synonyms of one class are separated by '|' (e.g. "background,tv|monitor,plant") and their
+embeddings averaged. For segmentors that predict background by thresholding (SegCLIP), put
+"background" first. Empty or repeated names are an error.
 """
 import argparse
 import os
@@ -11,20 +13,19 @@ import os.path as osp
 import sys
 
 import numpy as np
+from mmengine.config import DictAction
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_vocab(text: str):
-    vocab = []
-    for entry in text.split(','):
-        names = [n.strip() for n in entry.split('|') if n.strip()]
-        if names:
-            vocab.append(names if len(names) > 1 else names[0])
-    if not vocab:
-        raise SystemExit(f'--vocab has no class name: {text!r}')
-    return vocab
+    """--vocab -> [[name, synonym, ...], ...] through the one vocabulary parser."""
+    from mmseg_ovs.datasets.class_names import parse_vocabulary_text
+    try:
+        return parse_vocabulary_text(text)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        raise SystemExit(f'--vocab {text!r}: {e}')
 
 
 def add_legend(overlay: np.ndarray, label_map: np.ndarray, names, palette) -> np.ndarray:
@@ -54,13 +55,20 @@ def main():
     parser.add_argument('--out', default='demo.png')
     parser.add_argument('--device', default=None)
     parser.add_argument('--opacity', type=float, default=0.6)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. model.bg_thresh=0.5')
     args = parser.parse_args()
     if not osp.isfile(args.image):
         raise SystemExit(f'image not found: {args.image}')
 
+    from mmengine.config import Config
+
     from mmseg_ovs.apis import OVSInferencer
 
-    inferencer = OVSInferencer(args.config, args.checkpoint, vocabulary=parse_vocab(args.vocab),
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    inferencer = OVSInferencer(cfg, args.checkpoint, vocabulary=parse_vocab(args.vocab),
                                device=args.device)
     result = inferencer(args.image, return_vis=True, opacity=args.opacity, with_labels=False)
     label_map = OVSInferencer.label_maps(result)[0]

@@ -1,2 +1,3 @@
 """Models: CLIP encoders, necks, heads, losses and segmentors (all registered in mmseg MODELS)."""
-from . import backbones, heads, losses, necks, pretrainers, segmentors, text_encoders  # noqa: F401
+from . import (backbones, data_preprocessors, heads, losses, necks, pretrainers, segmentors,  # noqa: F401
+               text_encoders)

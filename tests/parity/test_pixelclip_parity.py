@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from tests.parity.fixture_utils import fixture_params, load_fixture
+from tests.parity.fixture_utils import expected, fixture_params, load_fixture
 
 FWD, LOSS_RTOL, GRAD = 1e-5, 1e-5, 5e-3
 
 
 def unpack(d):
-    if torch.is_tensor(d):
+    if d is None or torch.is_tensor(d):
         return d
     n = int(np.prod(d['shape']))
     a = np.unpackbits(d['packed'].numpy(), count=n, bitorder=d['bitorder'])
@@ -20,6 +20,9 @@ def unpack(d):
 
 
 def check(name, actual, expected, tol=FWD):
+    if expected is None:  # optional output not stored in this fixture
+        print(f'  {name}: skipped (not in the fixture)')
+        return
     actual, expected = actual.detach().double(), expected.detach().double()
     assert actual.shape == expected.shape, f'{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}'
     diff = (actual - expected).abs().max().item() if actual.numel() else 0.0
@@ -30,9 +33,20 @@ def check(name, actual, expected, tol=FWD):
 
 
 def check_exact(name, actual, expected):
+    if expected is None:  # optional output not stored in this fixture
+        print(f'  {name}: skipped (not in the fixture)')
+        return
     mism = int((actual.cpu() != expected.cpu()).sum())
     print(f'  {name}: mismatches={mism}/{expected.numel()}')
     assert actual.shape == expected.shape and mism == 0, f'{name}: {mism} mismatches'
+
+
+def pick(d, key, *index):
+    """``d[key][index...]``, or None when the fixture does not store ``key``."""
+    v = expected(d, key)
+    for i in index:
+        v = None if v is None else v[i]
+    return v
 
 
 def tiny_model_cfg(cfg, image_resolution=None):
@@ -75,7 +89,7 @@ def load_official(model, state_dict):
 
 
 # ---------------------------------------------------------------------------------------- units
-@pytest.mark.parametrize('path', fixture_params('pixelclip', 'sinkhorn*.pt'))
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'sinkhorn'))
 def test_sinkhorn(path):
     from mmseg_ovs.models.heads.sinkhorn import distributed_sinkhorn
     fx = load_fixture(path)
@@ -83,12 +97,13 @@ def test_sinkhorn(path):
         out = fx['outputs'][case]
         print(case)
         q = distributed_sinkhorn(inp['logits'], inp['n_iters'])
-        check('Q', q, out['Q'])
-        rel = out['hard_assignment_reliable']
-        check_exact('hard_assignment[reliable]', q.argmax(1)[rel], out['hard_assignment'][rel])
+        check('Q', q, expected(out, 'Q'))
+        rel = expected(out, 'hard_assignment_reliable')
+        rel = torch.ones(q.shape[0], dtype=torch.bool) if rel is None else rel
+        check_exact('hard_assignment[reliable]', q.argmax(1)[rel], pick(out, 'hard_assignment', rel))
 
 
-@pytest.mark.parametrize('path', fixture_params('pixelclip', 'prepare_clusters*.pt'))
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'prepare_clusters'))
 def test_prepare_clusters(path):
     from mmseg_ovs.models.heads.cluster_targets import build_cluster_targets
     fx = load_fixture(path)
@@ -96,21 +111,22 @@ def test_prepare_clusters(path):
     masks = [unpack(m) for m in inp['masks']]
     targets, det = build_cluster_targets(inp['teacher_feat'], masks, inp['cluster_embeddings'], inp['eps'],
                                          inp['mask_resolution'], return_details=True)
-    yx = out['teacher_feat_256_sample_coords']
-    check('teacher_feat_256_samples', det['feats256'][:, :, yx[:, 0], yx[:, 1]].permute(0, 2, 1),
-          out['teacher_feat_256_samples'])
+    yx = expected(out, 'teacher_feat_256_sample_coords')
+    if yx is not None:
+        check('teacher_feat_256_samples', det['feats256'][:, :, yx[:, 0], yx[:, 1]].permute(0, 2, 1),
+              expected(out, 'teacher_feat_256_samples'))
     for i in range(len(masks)):
-        check_exact(f'downsized_masks[{i}]', det['downsized_masks'][i], unpack(out['downsized_masks'][i]))
-        check_exact(f'keep[{i}]', det['keep'][i], out['keep'][i])
-    check_exact('num_masks', det['num_masks'], out['num_masks'])
+        check_exact(f'downsized_masks[{i}]', det['downsized_masks'][i], unpack(pick(out, 'downsized_masks', i)))
+        check_exact(f'keep[{i}]', det['keep'][i], pick(out, 'keep', i))
+    check_exact('num_masks', det['num_masks'], expected(out, 'num_masks'))
     for key in ('mask_feats', 'similarity', 'logits', 'Q'):
-        check(key, det[key], out[key])
-    check_exact('hard_assignment', det['hard_assignment'], out['hard_assignment'])
-    check_exact('targets', targets.bool(), unpack(out['targets']))
-    check('targets_sum_per_cluster', targets.flatten(2).sum(-1), out['targets_sum_per_cluster'])
+        check(key, det[key], expected(out, key))
+    check_exact('hard_assignment', det['hard_assignment'], expected(out, 'hard_assignment'))
+    check_exact('targets', targets.bool(), unpack(expected(out, 'targets')))
+    check('targets_sum_per_cluster', targets.flatten(2).sum(-1), expected(out, 'targets_sum_per_cluster'))
 
 
-@pytest.mark.parametrize('path', fixture_params('pixelclip', 'head_and_loss*.pt'))
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'head_and_loss'))
 def test_head_and_loss(path):
     import mmseg_ovs  # noqa: F401
     from mmseg.registry import MODELS
@@ -126,26 +142,31 @@ def test_head_and_loss(path):
     res = head.mask_logits(feat, emb)
     loss, valid = head.masked_bce(res['mask_preds'], unpack(inp['targets']).float())
     loss.backward()
-    check('student_feat_normalized', res['student_feat_normalized'], out['student_feat_normalized'])
-    check('cost_volume', res['cost_volume'], out['cost_volume'])
-    check_exact('valid', valid, unpack(out['valid']))
-    assert int(valid.sum()) == out['num_valid_pixels']
-    check('head_out_80_selected', res['head_out'][out['head_out_80_selected_maps']], out['head_out_80_selected'])
-    for stat in ('sum', 'abs_sum'):
-        val = (res['head_out'].double().sum() if stat == 'sum' else res['head_out'].double().abs().sum()).item()
-        assert abs(val - out['head_out_80_stats'][stat]) <= FWD * abs(out['head_out_80_stats']['abs_sum'])
-    check('mask_preds_256_selected', res['mask_preds'][:, out['mask_preds_256_selected_channels']],
-          out['mask_preds_256_selected'])
+    check('student_feat_normalized', res['student_feat_normalized'], expected(out, 'student_feat_normalized'))
+    check('cost_volume', res['cost_volume'], expected(out, 'cost_volume'))
+    check_exact('valid', valid, unpack(expected(out, 'valid')))
+    if 'num_valid_pixels' in out:
+        assert int(valid.sum()) == out['num_valid_pixels']
+    if 'head_out_80_selected_maps' in out:
+        check('head_out_80_selected', res['head_out'][out['head_out_80_selected_maps']],
+              expected(out, 'head_out_80_selected'))
+    if 'head_out_80_stats' in out:
+        for stat in ('sum', 'abs_sum'):
+            val = (res['head_out'].double().sum() if stat == 'sum' else res['head_out'].double().abs().sum()).item()
+            assert abs(val - out['head_out_80_stats'][stat]) <= FWD * abs(out['head_out_80_stats']['abs_sum'])
+    if 'mask_preds_256_selected_channels' in out:
+        check('mask_preds_256_selected', res['mask_preds'][:, out['mask_preds_256_selected_channels']],
+              expected(out, 'mask_preds_256_selected'))
     check('mask_preds_256 per_channel_mean', res['mask_preds'].double().mean((2, 3)),
-          out['mask_preds_256_stats']['per_channel_mean'])
-    check('loss', loss, out['loss'], LOSS_RTOL)
-    check('grad_student_feat', feat.grad, out['grad_student_feat'], GRAD)
-    check('grad_cluster_embeddings', emb.grad, out['grad_cluster_embeddings'], GRAD)
+          pick(out, 'mask_preds_256_stats', 'per_channel_mean'))
+    check('loss', loss, expected(out, 'loss'), LOSS_RTOL)
+    check('grad_student_feat', feat.grad, expected(out, 'grad_student_feat'), GRAD)
+    check('grad_cluster_embeddings', emb.grad, expected(out, 'grad_cluster_embeddings'), GRAD)
     for name, p in head.decoder.named_parameters():
-        check(f'grad head.{name}', p.grad, out['grad_head'][f'head.{name}'], GRAD)
+        check(f'grad head.{name}', p.grad, pick(out, 'grad_head', f'head.{name}'), GRAD)
 
 
-@pytest.mark.parametrize('path', fixture_params('pixelclip', 'ema_step*.pt'))
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'ema_step'))
 def test_ema_step(path):
     """Bit-exact: the in-place multiply-then-add order of the official update."""
     fx = load_fixture(path)
@@ -153,16 +174,16 @@ def test_ema_step(path):
     load_official(model, fx['state_dict'])
     model.momentum_update()
     from mmseg_ovs.utils.convert_pixelclip import convert_pixelclip_state_dict
-    expected = convert_pixelclip_state_dict(fx['outputs']['teacher_after'])
+    after = convert_pixelclip_state_dict(fx['outputs']['teacher_after'])
     own = model.state_dict()
-    worst = max((own[k] - v).abs().max().item() for k, v in expected.items())
-    print(f'  teacher_after: max_abs={worst:.3e} over {len(expected)} tensors')
-    assert len(expected) == len(list(model.teacher.visual.parameters()))
-    for k, v in expected.items():
+    worst = max((own[k] - v).abs().max().item() for k, v in after.items())
+    print(f'  teacher_after: max_abs={worst:.3e} over {len(after)} tensors')
+    assert len(after) == len(list(model.teacher.visual.parameters()))
+    for k, v in after.items():
         assert torch.equal(own[k], v), f'{k} not bit-exact'
 
 
-@pytest.mark.parametrize('path', fixture_params('pixelclip', 'dense_vit*.pt'))
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'dense_vit'))
 def test_dense_vit(path):
     fx = load_fixture(path)
     base_sd = None
@@ -182,18 +203,18 @@ def test_dense_vit(path):
             dense, inter = enc.dense_features(fx['inputs']['image_normalized'], return_intermediates=True)
             from mmseg_ovs.models.clip.pos_embed import interpolate_pos_embed
             check('pos_embed_used', interpolate_pos_embed(enc.visual.positional_embedding, (20, 20)),
-                  o['pos_embed_used'])
-        check('tokens_after_ln_pre', inter['tokens_after_ln_pre'], o['tokens_after_ln_pre'])
-        for i, (a, e) in enumerate(zip(inter['block_outputs'], o['block_outputs'])):
+                  expected(o, 'pos_embed_used'))
+        check('tokens_after_ln_pre', inter['tokens_after_ln_pre'], expected(o, 'tokens_after_ln_pre'))
+        for i, (a, e) in enumerate(zip(inter['block_outputs'], expected(o, 'block_outputs') or [])):
             check(f'block_outputs[{i}]', a.transpose(0, 1), e)  # fixture: sequence-first
         check('last_block_value_plus_cls', inter['last_block_value_plus_cls'].transpose(0, 1),
-              o['last_block_value_plus_cls'])
-        check('pre_ln_post_tokens', inter['block_outputs'][-1], o['pre_ln_post_tokens'])
-        check('post_ln_post_tokens', inter['post_ln_post_tokens'], o['post_ln_post_tokens'])
-        check('dense_bhwc', dense, o['dense_bhwc'])
+              expected(o, 'last_block_value_plus_cls'))
+        check('pre_ln_post_tokens', inter['block_outputs'][-1], expected(o, 'pre_ln_post_tokens'))
+        check('post_ln_post_tokens', inter['post_ln_post_tokens'], expected(o, 'post_ln_post_tokens'))
+        check('dense_bhwc', dense.permute(0, 2, 3, 1), expected(o, 'dense_bhwc'))  # ours: NCHW
 
 
-@pytest.mark.parametrize('path', fixture_params('pixelclip', 'prompt_embeddings*.pt'))
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'prompt_embeddings'))
 def test_prompt_embeddings(path):
     fx = load_fixture(path)
     model = build_model(fx['config'])
@@ -203,32 +224,34 @@ def test_prompt_embeddings(path):
     prompt_sd = fx['state_dict']['sem_seg_head.predictor.prompt_tokens']
     # initialisation from the (loaded) token table, seed 0
     head.init_prompts(te)
-    check_exact('prompt_word_ids', head.prompt_word_ids, out['prompt_word_ids'])
-    check('prompt_tokens_init', head.prompt_tokens, out['prompt_tokens_init'])
-    check('prompt_tokens (checkpoint) == init', prompt_sd, out['prompt_tokens_init'])
+    check_exact('prompt_word_ids', head.prompt_word_ids, expected(out, 'prompt_word_ids'))
+    check('prompt_tokens_init', head.prompt_tokens, expected(out, 'prompt_tokens_init'))
+    check('prompt_tokens (checkpoint) == init', prompt_sd, expected(out, 'prompt_tokens_init'))
     n = head.template_tokens.shape[1]  # 13: truncated after EOT (exact under the causal mask)
-    check_exact('template_token_ids', head.template_tokens, out['template_token_ids'][:, :n])
-    assert not out['template_token_ids'][:, n:].any()
-    check_exact('placeholder_positions', head.placeholder_mask[0].nonzero()[:, 0], out['placeholder_positions'])
-    assert int(head.template_tokens.argmax(-1)) == out['eot_position']
+    check_exact('template_token_ids', head.template_tokens, pick(out, 'template_token_ids', (slice(None), slice(None, n))))
+    if 'template_token_ids' in out:
+        assert not out['template_token_ids'][:, n:].any()
+    check_exact('placeholder_positions', head.placeholder_mask[0].nonzero()[:, 0], expected(out, 'placeholder_positions'))
+    if 'eot_position' in out:
+        assert int(head.template_tokens.argmax(-1)) == out['eot_position']
     check('template_token_embeddings', te.token_embedding(head.template_tokens),
-          out['template_token_embeddings'][:, :n])
+          pick(out, 'template_token_embeddings', (slice(None), slice(None, n))))
     check('prompted_token_embeddings_row0', head.prompted_token_embeddings(te.token_embedding)[0],
-          out['prompted_token_embeddings_row0'][:n])
+          pick(out, 'prompted_token_embeddings_row0', slice(None, n)))
     emb = head.cluster_embeddings(te)
-    check('text_embeddings', emb, out['text_embeddings'])
+    check('text_embeddings', emb, expected(out, 'text_embeddings'))
     # the full 77-token context (official) gives the same embeddings
     head77 = type(head)(truncate_after_eot=False)
     head77.init_prompts(te)
-    check('text_embeddings (77 tokens)', head77.cluster_embeddings(te), out['text_embeddings'])
+    check('text_embeddings (77 tokens)', head77.cluster_embeddings(te), expected(out, 'text_embeddings'))
     normed = torch.nn.functional.normalize(emb, dim=-1)
-    check('text_embeddings_normalized', normed, out['text_embeddings_normalized'])
+    check('text_embeddings_normalized', normed, expected(out, 'text_embeddings_normalized'))
     (normed * fx['inputs']['probe']).sum().backward()
-    check('grad_prompt_tokens', head.prompt_tokens.grad, out['grad_prompt_tokens'], GRAD)
+    check('grad_prompt_tokens', head.prompt_tokens.grad, expected(out, 'grad_prompt_tokens'), GRAD)
 
 
 # ---------------------------------------------------------------------------------------- full paths
-@pytest.mark.parametrize('path', fixture_params('pixelclip', 'inference*.pt'))
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'inference'))
 def test_inference(path):
     from mmcv.transforms import Compose
     import mmseg_ovs  # noqa: F401
@@ -239,35 +262,39 @@ def test_inference(path):
     load_official(model, fx['state_dict'])
     te = model.text_encoder
     tokens = te.tokenize([t.format(c) for c in inp['class_names'] for t in inp['templates']])
-    check_exact('template_token_ids', tokens, out['template_token_ids'])
+    check_exact('template_token_ids', tokens, expected(out, 'template_token_ids'))
     with torch.no_grad():
-        per_t = torch.nn.functional.normalize(te.encode_tokens(tokens), dim=-1).view(*out['text_features_per_template'].shape)
-        check('text_features_per_template', per_t, out['text_features_per_template'])
-        check('classifier', te(), out['classifier'])
+        per_t = torch.nn.functional.normalize(te.encode_tokens(tokens), dim=-1).view(
+            len(inp['class_names']), len(inp['templates']), -1)
+        check('text_features_per_template', per_t, expected(out, 'text_features_per_template'))
+        check('classifier', te(), expected(out, 'classifier'))
     # test resize: mmseg Resize, PIL bilinear (short side 640, long side <= 2560)
     from mmseg.registry import TRANSFORMS
     resize = TRANSFORMS.build(dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow',
                                    interpolation='bilinear'))
     img = inp['image_uint8_hwc'].numpy()
     res = resize(dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
-    check_exact('resized_uint8_hwc', torch.from_numpy(res['img']), out['resized_uint8_hwc'])
+    check_exact('resized_uint8_hwc', torch.from_numpy(res['img']), expected(out, 'resized_uint8_hwc'))
     x = torch.from_numpy(res['img']).permute(2, 0, 1)[None].float()
     with torch.no_grad():
-        check('model_input_320', model.squash(model.normalize(x)), out['model_input_320'])
+        check('model_input_320', model.squash(model.normalize(x)), expected(out, 'model_input_320'))
         dense = model.extract_feat(x)
-        check('dense_bhwc', dense, out['dense_bhwc'])
+        check('dense_bhwc', dense.permute(0, 2, 3, 1), expected(out, 'dense_bhwc'))  # ours: NCHW
         from mmseg.structures import SegDataSample
         ds = SegDataSample(metainfo=dict(ori_shape=img.shape[:2], img_shape=res['img'].shape[:2]))
         # batch of 2 (same image twice) exercises the batched path
         preds = model.predict(torch.cat([x, x]), [ds, ds.clone()])
     logits = preds[0].seg_logits.data
-    stride = out['logits_full_row_stride']
-    check('logits_full_rows', logits[:, ::stride], out['logits_full_rows'])
+    if 'logits_full_row_stride' in out:
+        check('logits_full_rows', logits[:, ::out['logits_full_row_stride']], expected(out, 'logits_full_rows'))
     check('logits (batch item 1)', preds[1].seg_logits.data, logits)
-    st = out['logits_full_stats']
-    assert abs(logits.double().sum().item() - st['sum']) <= FWD * st['abs_sum']
-    amb = unpack(out['label_map_ambiguous'])
+    st = expected(out, 'logits_full_stats')
+    if st is not None:
+        assert abs(logits.double().sum().item() - st['sum']) <= FWD * st['abs_sum']
     label = preds[0].pred_sem_seg.data[0]
+    amb = unpack(expected(out, 'label_map_ambiguous'))
+    amb = torch.zeros_like(label, dtype=torch.bool) if amb is None else amb
+    assert 'label_map' in out, 'the inference fixture has no label_map'
     check_exact('label_map (outside near-ties)', label[~amb], out['label_map'].long()[~amb])
     print(f'  label_map near-tie pixels also equal: {int((label[amb] == out["label_map"].long()[amb]).sum())}/{int(amb.sum())}')
     # fp16 text classifier option (the official ViT test-time precision)
@@ -277,11 +304,12 @@ def test_inference(path):
         fp16 = te()
     # informational in the README: our fp16 path (lead's OpenCLIPTextEncoder, open_clip blocks) is
     # within fp16 rounding of the reference fp16 path (rel 1e-3), not bit-identical to it
-    check('classifier_fp16path_cpu (fp16 option, loose)', fp16, out['classifier_fp16path_cpu'], 2e-3)
-    assert (fp16 - out['classifier']).abs().max() > 1e-5, 'fp16 option did not run in fp16'
+    check('classifier_fp16path_cpu (fp16 option, loose)', fp16, expected(out, 'classifier_fp16path_cpu'), 2e-3)
+    if 'classifier' in out:
+        assert (fp16 - out['classifier']).abs().max() > 1e-5, 'fp16 option did not run in fp16'
 
 
-@pytest.mark.parametrize('path', fixture_params('pixelclip', 'train_step*.pt'))
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'train_step'))
 def test_train_step(path):
     from mmseg.structures import SegDataSample
     from mmseg_ovs.utils.convert_pixelclip import convert_pixelclip_state_dict
@@ -293,8 +321,9 @@ def test_train_step(path):
     load_official(model, {k: v for k, v in fx['state_dict'].items() if k.startswith('teacher_encoder.')})
     # trainable set == official
     names = {n for n, p in model.named_parameters() if p.requires_grad}
-    mapped = set(convert_pixelclip_state_dict({n: torch.zeros(1) for n in out['trainable_parameter_names']}))
-    assert names == mapped, f'trainable set differs: {sorted(names ^ mapped)[:8]}'
+    if 'trainable_parameter_names' in out:
+        mapped = set(convert_pixelclip_state_dict({n: torch.zeros(1) for n in out['trainable_parameter_names']}))
+        assert names == mapped, f'trainable set differs: {sorted(names ^ mapped)[:8]}'
     inputs = torch.cat([inp['images_weak_uint8_chw'], inp['images_strong_uint8_chw']], 1).float()
     samples = [SegDataSample() for _ in inp['gt_masks']]
     for s, m in zip(samples, inp['gt_masks']):
@@ -303,25 +332,26 @@ def test_train_step(path):
     losses, det = model.loss(inputs, samples, return_details=True)
     losses['loss_masks'].backward()
     own = model.state_dict()
-    for k, v in convert_pixelclip_state_dict(out['teacher_after_ema_trainable']).items():
+    for k, v in convert_pixelclip_state_dict(expected(out, 'teacher_after_ema_trainable') or {}).items():
         check(f'teacher_after_ema {k}', own[k], v, 0)
-    check('teacher_feat_bchw', det['teacher_feat'], out['teacher_feat_bchw'])
-    check('student_feat_bhwc', det['student_feat'], out['student_feat_bhwc'])
-    check('cluster_embeddings', det['cluster_embeddings'], out['cluster_embeddings'])
-    check('sinkhorn_logits', det['logits'], out['sinkhorn_logits'])
-    check_exact('hard_assignment', det['hard_assignment'], out['hard_assignment'])
-    check('targets_sum_per_cluster', det['targets'].flatten(2).sum(-1), out['targets_sum_per_cluster'], 0)
-    assert int(det['valid'].sum()) == out['num_valid_pixels']
-    check('loss', losses['loss_masks'], out['loss'], LOSS_RTOL)
+    check('teacher_feat_bchw', det['teacher_feat'], expected(out, 'teacher_feat_bchw'))
+    check('student_feat_bhwc', det['student_feat'], expected(out, 'student_feat_bhwc'))
+    check('cluster_embeddings', det['cluster_embeddings'], expected(out, 'cluster_embeddings'))
+    check('sinkhorn_logits', det['logits'], expected(out, 'sinkhorn_logits'))
+    check_exact('hard_assignment', det['hard_assignment'], expected(out, 'hard_assignment'))
+    check('targets_sum_per_cluster', det['targets'].flatten(2).sum(-1), expected(out, 'targets_sum_per_cluster'), 0)
+    if 'num_valid_pixels' in out:
+        assert int(det['valid'].sum()) == out['num_valid_pixels']
+    check('loss', losses['loss_masks'], expected(out, 'loss'), LOSS_RTOL)
     params = dict(model.named_parameters())
-    grads = convert_pixelclip_state_dict(out['grads'])
-    assert len(grads) == len(names) == 46 or len(grads) == len(names)
+    grads = convert_pixelclip_state_dict(expected(out, 'grads') or {})
+    assert not grads or len(grads) == len(names)
     for k, g in grads.items():
         assert params[k].grad is not None, f'no gradient for {k}'
         check(f'grad {k}', params[k].grad, g, GRAD)
 
 
-@pytest.mark.parametrize('path', fixture_params('pixelclip', 'train_step*.pt'))
+@pytest.mark.parametrize('path', fixture_params('pixelclip', 'train_step'))
 def test_convert_checkpoint_tool(path, tmp_path):
     """tools/convert_pixelclip_checkpoint.py on an official-style ``{'model': ...}`` checkpoint: every
     key lands in PixelCLIPSegmentor (strict load after syncing the teacher's frozen part)."""

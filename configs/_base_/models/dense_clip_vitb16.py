@@ -6,7 +6,7 @@ clip_mean = [122.7709383, 116.7460125, 104.09373615]  # CLIP statistics x 255
 clip_std = [68.5005327, 66.6321579, 70.32316305]
 clip_weights = None
 data_preprocessor = dict(
-    type='SegDataPreProcessor', mean=clip_mean, std=clip_std, bgr_to_rgb=True, pad_val=0, seg_pad_val=255)
+    type='OVSDataPreProcessor', mean=clip_mean, std=clip_std, bgr_to_rgb=True, pad_val=0, seg_pad_val=255)
 model = dict(
     type='DenseCLIPBaseline',
     data_preprocessor=data_preprocessor,

@@ -6,7 +6,7 @@
 clip_weights = None
 # images stay 0-255 BGR here; PixelCLIPSegmentor converts to RGB and applies the CLIP mean/std
 # (size = the training crop: mmseg's batching needs it; the crops are exactly this size, so no padding)
-data_preprocessor = dict(type='SegDataPreProcessor', mean=None, std=None, bgr_to_rgb=False, pad_val=0,
+data_preprocessor = dict(type='OVSDataPreProcessor', mean=None, std=None, bgr_to_rgb=False, pad_val=0,
                          seg_pad_val=255, size=(640, 640))
 model = dict(
     type='PixelCLIPSegmentor',

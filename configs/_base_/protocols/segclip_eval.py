@@ -8,3 +8,16 @@ segclip_test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# Test-time augmentation (tools/test.py --tta; tta_model = SegTTAModel from default_runtime.py): mmseg's
+# SegTTAModel averages the per-view softmax
+# over mmseg's usual scale ratios of the protocol's short side x horizontal flip.
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(2048, int(224 * r)), keep_ratio=True) for r in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadAnnotations')],
+        [dict(type='PackSegInputs')],
+    ]),
+]

@@ -6,7 +6,7 @@ import torch
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
-from mmseg_ovs.models.backbones.open_clip_vit import freeze_by_patterns
+from mmseg_ovs.models.utils.freeze import freeze_by_patterns
 from mmseg_ovs.models.clip.builder import build_open_clip, load_clip_weights_into
 
 __all__ = ['OpenCLIPConvNeXt']

@@ -1,6 +1,5 @@
 """OpenCLIPViT: an open_clip CLIP ViT image tower as an mmseg backbone."""
-import re
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -9,19 +8,9 @@ from torch import nn
 
 from mmseg_ovs.models.clip.builder import build_open_clip, load_clip_weights_into
 from mmseg_ovs.models.clip.pos_embed import interpolate_pos_embed
+from mmseg_ovs.models.utils.freeze import freeze_by_patterns
 
-__all__ = ['OpenCLIPViT', 'freeze_by_patterns']
-
-
-def freeze_by_patterns(module: nn.Module, patterns: Sequence[str]) -> List[str]:
-    """Set ``requires_grad=False`` on parameters whose name matches any regex (``re.search``)."""
-    regexes = [re.compile(p) for p in patterns]
-    frozen = []
-    for name, param in module.named_parameters():
-        if any(r.search(name) for r in regexes):
-            param.requires_grad_(False)
-            frozen.append(name)
-    return frozen
+__all__ = ['OpenCLIPViT']
 
 
 @MODELS.register_module()

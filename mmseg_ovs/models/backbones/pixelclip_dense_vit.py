@@ -24,7 +24,7 @@ def value_only_block(block: torch.nn.Module, x: torch.Tensor, return_value: bool
 
 @MODELS.register_module()
 class PixelCLIPDenseViT(OpenCLIPViT):
-    """CLIP ViT image tower producing PixelCLIP's dense features (B, h, w, E), channels last.
+    """CLIP ViT image tower producing PixelCLIP's dense features (B, E, h, w) (NCHW, as every backbone).
 
     Blocks 0..L-2 are standard; the last block is :func:`value_only_block`; ``ln_post`` and ``proj``
     run on all tokens, CLS is dropped. The positional embedding is resized bicubically (no antialias)
@@ -46,7 +46,7 @@ class PixelCLIPDenseViT(OpenCLIPViT):
         inter['block_outputs'].append(x)
         inter['last_block_value_plus_cls'] = v
         y = self.project(x)
-        out = y[:, 1:].reshape(y.shape[0], h, w, -1)
+        out = y[:, 1:].transpose(1, 2).reshape(y.shape[0], -1, h, w)
         if not return_intermediates:
             return out
         inter['post_ln_post_tokens'] = self.visual.ln_post(x)
@@ -54,4 +54,4 @@ class PixelCLIPDenseViT(OpenCLIPViT):
 
     def forward(self, img: torch.Tensor):
         """mmseg backbone interface: ``((B, E, h, w),)`` dense map."""
-        return (self.dense_features(img).permute(0, 3, 1, 2).contiguous(),)
+        return (self.dense_features(img),)

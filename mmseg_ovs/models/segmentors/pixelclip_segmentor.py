@@ -4,16 +4,13 @@ from typing import List, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.structures import PixelData
-from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
-from mmseg.utils import ConfigType, OptConfigType, OptSampleList, SampleList
+from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
-from mmseg_ovs.datasets.class_names import load_class_names
-from ..backbones.pixelclip_dense_vit import PixelCLIPDenseViT
-from .momentum_teacher import momentum_update_
+from mmseg_ovs.datasets.class_names import Vocabulary
+from .base_ovs_segmentor import BaseOVSSegmentor
+from ..utils.momentum_teacher import momentum_update_
 
 CLIP_MEAN = (122.7709383, 116.7460125, 104.09373615)
 CLIP_STD = (68.5005327, 66.6321579, 70.3231630)
@@ -27,7 +24,7 @@ def unpack_mask_bits(packed: Tensor, num: int) -> Tensor:
 
 
 @MODELS.register_module()
-class PixelCLIPSegmentor(BaseSegmentor):
+class PixelCLIPSegmentor(BaseOVSSegmentor):
     """Student CLIP image encoder + frozen text encoder + momentum teacher + OnlineClusterHead.
 
     Training (``loss``), per batch: the student encodes the strong view squashed to
@@ -35,10 +32,12 @@ class PixelCLIPSegmentor(BaseSegmentor):
     the official code) *before* it encodes the weak view; :class:`OnlineClusterHead` clusters the
     unlabeled masks on teacher features and trains the student + prompts + decoder with sigmoid BCE.
 
-    Inference (``predict``) is plain dense CLIP: squash to ``clip_resolution`` (aspect not kept),
-    dense features bilinear to ``feature_size`` (64x64), L2-normalise, cosine with the class
-    embeddings (``imagenet_select`` templates, averaged; fp32 by default, set the text encoder's
-    ``cache_dtype='float16'`` for the official ViT fp16 classifier), bilinear to the original size.
+    Inference (``predict``, :class:`BaseOVSSegmentor`) is plain dense CLIP: squash to
+    ``clip_resolution`` (aspect not kept; ``test_cfg`` default ``mode='squash'``), dense features
+    bilinear to ``feature_size`` (64x64), L2-normalise, cosine with the class embeddings
+    (``imagenet_select`` templates, averaged; fp32 by default, set the text encoder's
+    ``cache_dtype='float16'`` for the official ViT fp16 classifier), then one bilinear resize from
+    64x64 to the original size.
 
     Inputs come from a data preprocessor WITHOUT mean/std: images are 0-255 RGB and normalised here
     with the CLIP mean/std *before* any float resize (as the official code). In training the inputs
@@ -55,7 +54,7 @@ class PixelCLIPSegmentor(BaseSegmentor):
         ema_gamma: teacher momentum (0.999).
         clip_resolution: (h, w) student/teacher/test input size (320 ViT, 640 ConvNeXt).
         feature_size: test-time feature upsample (64, 64).
-        class_names: test vocabulary: benchmark key, ``cls_*.txt`` path or list (optional for training).
+        class_names: test vocabulary in any form of ``parse_vocabulary`` (optional for training).
         templates: test templates (``'imagenet_select'``).
         load_pretrained: load the CLIP weights at build time (besides ``init_weights``).
         input_channel_order: ``'bgr'`` (mmcv pipelines; flipped to RGB here, per 3-channel view) or
@@ -70,7 +69,7 @@ class PixelCLIPSegmentor(BaseSegmentor):
                  ema_gamma: float = 0.999,
                  clip_resolution: Sequence[int] = (320, 320),
                  feature_size: Sequence[int] = (64, 64),
-                 class_names: Union[str, Sequence, None] = None,
+                 class_names: Union[Vocabulary, None] = None,
                  templates: Union[str, Sequence[str]] = 'imagenet_select',
                  load_pretrained: bool = False,
                  input_channel_order: str = 'bgr',
@@ -78,7 +77,9 @@ class PixelCLIPSegmentor(BaseSegmentor):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg=None):
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if test_cfg is None:
+            test_cfg = dict(mode='squash', squash_size=tuple(clip_resolution))
+        super().__init__(test_cfg=test_cfg, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if finetune not in ('attention', 'full'):
             raise ValueError(f"finetune must be 'attention' or 'full', got {finetune!r}")
         self.backbone = MODELS.build(backbone)
@@ -99,14 +100,12 @@ class PixelCLIPSegmentor(BaseSegmentor):
         self.ema_gamma = float(ema_gamma)
         self.clip_resolution = tuple(clip_resolution)
         self.feature_size = tuple(feature_size)
-        self.align_corners = False
-        self.train_cfg, self.test_cfg = train_cfg, test_cfg
+        self.train_cfg = train_cfg
         self.register_buffer('clip_mean', torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('clip_std', torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
         self._set_trainable()
         # the teacher is an EMA copy of the whole image tower; frozen, updated only by EMA
         self.teacher = copy.deepcopy(self.backbone).requires_grad_(False)
-        self.class_names = None
         if class_names is not None:
             self.set_vocabulary(class_names, templates)
 
@@ -129,17 +128,6 @@ class PixelCLIPSegmentor(BaseSegmentor):
     def sync_teacher(self) -> None:
         torch._foreach_copy_(list(self.teacher.parameters()), list(self.backbone.parameters()))
 
-    def set_vocabulary(self, class_names, templates=None) -> None:
-        if isinstance(class_names, str):
-            classes = load_class_names(class_names)
-        else:
-            classes = [[c] if isinstance(c, str) else list(c) for c in class_names]
-        if not classes:
-            raise ValueError('empty vocabulary')
-        self.class_names = classes
-        self.num_classes = self.out_channels = len(classes)
-        self.text_encoder.set_vocabulary(classes, templates=templates)
-
     # ------------------------------------------------------------------ features
     def normalize(self, img: Tensor) -> Tensor:
         """(B, 3, H, W) 0-255 image in ``input_channel_order`` -> CLIP-normalised RGB float."""
@@ -150,17 +138,9 @@ class PixelCLIPSegmentor(BaseSegmentor):
     def squash(self, img: Tensor) -> Tensor:
         return F.interpolate(img, size=self.clip_resolution, mode='bilinear', align_corners=False)
 
-    @staticmethod
-    def _dense(encoder, img: Tensor) -> Tensor:
-        """(B, h, w, C) dense features from a PixelCLIPDenseViT (channels last) or ConvNeXt."""
-        feat = encoder.dense_features(img)
-        if not isinstance(encoder, PixelCLIPDenseViT):
-            feat = feat.permute(0, 2, 3, 1)  # OpenCLIPConvNeXt returns (B, E, h, w)
-        return feat
-
     def extract_feat(self, inputs: Tensor) -> Tensor:
-        """(B, 3, H, W) 0-255 RGB -> (B, h, w, C) student dense features."""
-        return self._dense(self.backbone, self.squash(self.normalize(inputs)))
+        """(B, 3, H, W) 0-255 image -> (B, C, h, w) student dense features of the squashed input."""
+        return self.backbone.dense_features(self.squash(self.normalize(inputs)))
 
     @torch.no_grad()
     def momentum_update(self) -> None:
@@ -191,10 +171,11 @@ class PixelCLIPSegmentor(BaseSegmentor):
         """One PixelCLIP training forward. ``inputs``: (B, 6, H, W) weak|strong or (B, 3, H, W)."""
         weak = self.normalize(inputs[:, :3])
         strong = self.normalize(inputs[:, 3:6]) if inputs.shape[1] >= 6 else weak
-        student_feat = self._dense(self.backbone, self.squash(strong))
+        # the head takes the student features channels-last (the official layout of its cost volume)
+        student_feat = self.backbone.dense_features(self.squash(strong)).permute(0, 2, 3, 1)
         with torch.no_grad():
             self.momentum_update()
-            teacher_feat = self._dense(self.teacher, self.squash(weak)).permute(0, 3, 1, 2)
+            teacher_feat = self.teacher.dense_features(self.squash(weak))
         masks = self._masks(data_samples, inputs.shape[-2:], inputs.device)
         out = self.decode_head.loss(student_feat, teacher_feat, masks, self.text_encoder,
                                     return_details=return_details)
@@ -205,42 +186,14 @@ class PixelCLIPSegmentor(BaseSegmentor):
         return out
 
     # ------------------------------------------------------------------ inference
-    def seg_logits(self, inputs: Tensor, out_shapes, img_shapes=None) -> List[Tensor]:
-        """Cosine logits per image at its ``out_shape``: list of (num_classes, H0, W0)."""
-        if self.class_names is None:
-            raise RuntimeError('no test vocabulary: set class_names= or call set_vocabulary()')
-        x = self.normalize(inputs)
-        if img_shapes is not None:  # drop batch padding before squashing
-            x = torch.cat([self.squash(x[i:i + 1, :, :h, :w]) for i, (h, w) in enumerate(img_shapes)])
-        else:
-            x = self.squash(x)
-        feat = self._dense(self.backbone, x).permute(0, 3, 1, 2)
-        feat = F.interpolate(feat, size=self.feature_size, mode='bilinear', align_corners=False)
-        feat = F.normalize(feat, dim=1)
-        cls = self.text_encoder().to(feat.dtype)  # (K, C), normalised
-        logits = torch.einsum('bchw,kc->bkhw', feat, cls)
-        return [F.interpolate(logits[i:i + 1], size=tuple(s), mode='bilinear', align_corners=False)[0]
-                for i, s in enumerate(out_shapes)]
-
-    def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
-        if data_samples is None:
-            shape = tuple(inputs.shape[-2:])
-            data_samples = [SegDataSample(metainfo=dict(ori_shape=shape, img_shape=shape))
-                            for _ in range(inputs.shape[0])]
-        out_shapes = [ds.metainfo.get('ori_shape', inputs.shape[-2:])[:2] for ds in data_samples]
-        img_shapes = [ds.metainfo.get('img_shape', inputs.shape[-2:])[:2] for ds in data_samples]
-        logits = self.seg_logits(inputs, out_shapes, img_shapes)
-        for ds, lg in zip(data_samples, logits):
-            if ds.metainfo.get('flip', False):
-                lg = lg.flip(dims=(2,) if ds.metainfo.get('flip_direction', 'horizontal') == 'horizontal' else (1,))
-            ds.set_data(dict(seg_logits=PixelData(data=lg),
-                             pred_sem_seg=PixelData(data=lg.argmax(dim=0, keepdim=True))))
-        return data_samples
-
-    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
-        x = self.squash(self.normalize(inputs))
-        return self._dense(self.backbone, x).permute(0, 3, 1, 2)
+    def normalize_inputs(self, inputs: Tensor) -> Tensor:
+        """0-255 images -> CLIP-normalised RGB, before any resize (official order)."""
+        return self.normalize(inputs)
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        shape = tuple(inputs.shape[-2:])
-        return torch.stack(self.seg_logits(inputs, [shape] * inputs.shape[0]))
+        """Normalised (squashed) images -> cosine logits (B, num_classes, *feature_size)."""
+        feat = self.backbone.dense_features(inputs)
+        feat = F.interpolate(feat, size=self.feature_size, mode='bilinear', align_corners=False)
+        feat = F.normalize(feat, dim=1)
+        cls = self.class_embeddings().to(feat.dtype)  # (K, C), normalised
+        return torch.einsum('bchw,kc->bkhw', feat, cls)

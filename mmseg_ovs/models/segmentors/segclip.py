@@ -6,18 +6,17 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.config import ConfigDict
-from mmseg.models.segmentors import BaseSegmentor, EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
-from ..backbones.open_clip_vit import freeze_by_patterns
-from .segclip_reconstruction import SegCLIPReconstruction, random_masking
+from mmseg_ovs.datasets.class_names import Vocabulary
+from .base_ovs_segmentor import BaseOVSSegmentor
+from ..utils import SegCLIPReconstruction, freeze_by_patterns, random_masking
 
 
 @MODELS.register_module()
-class SegCLIP(BaseSegmentor):
+class SegCLIP(BaseOVSSegmentor):
     """SegCLIP segmentor.
 
     Image encoder: CLIP ViT ``embed`` (CLS dropped after ``ln_pre``) -> blocks
@@ -47,9 +46,12 @@ class SegCLIP(BaseSegmentor):
         loss_reconstruction_weight (float): weight of the MSE. Default 1.0.
         logit_scale_max (float): clamp of exp(logit_scale). Default 100.
         caption_length (int): caption token length when captions are tokenised here.
-        class_names (list[str], optional): test vocabulary; a leading 'background' is
-            not prompted but predicted by the threshold.
-        templates: prompt templates (``'single'`` = "a photo of a {}.").
+        class_names (optional): test vocabulary in any form of ``parse_vocabulary`` (benchmark
+            key, ``cls_*.txt`` path, list with synonyms); a leading 'background' is not prompted
+            but predicted by the threshold.
+        templates: prompt templates (``'single'`` = "a photo of a {}."); ensembled as the
+            official code (mean of raw features, ``template_reduce='raw'``); synonyms: mean of
+            the normalised synonym embeddings.
         bg_thresh (float): background threshold (VOC 0.80, Context 0.25, COCO-Object 0.65).
         topk (int): image-level class filter. Default 5.
         frozen_patterns (list[str]): regexes over parameter names to freeze (the recipe
@@ -67,7 +69,7 @@ class SegCLIP(BaseSegmentor):
                  loss_reconstruction_weight: float = 1.0,
                  logit_scale_max: float = 100.,
                  caption_length: int = 32,
-                 class_names: Optional[Sequence[str]] = None,
+                 class_names: Optional[Vocabulary] = None,
                  templates: Union[str, Sequence[str]] = 'single',
                  bg_thresh: Optional[float] = 0.8,
                  topk: int = 5,
@@ -76,11 +78,17 @@ class SegCLIP(BaseSegmentor):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None):
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(test_cfg=test_cfg, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         backbone = dict(backbone)
         # SegCLIP uses every CLIP block, ln_post and proj (none may be frozen as "unused")
         backbone.setdefault('out_dense_proj', True)
         self.backbone = MODELS.build(backbone)
+        text_encoder = dict(text_encoder)
+        text_encoder.setdefault('template_reduce', 'raw')  # official: normalize(mean of raw features)
+        text_encoder['background_class'] = 'background'
+        if isinstance(templates, str) and '{' in templates:
+            templates = [templates]
+        text_encoder['templates'] = templates
         self.text_encoder = MODELS.build(text_encoder)
         width = self.backbone.width
         heads = self.backbone.blocks[0].attn.num_heads
@@ -105,28 +113,12 @@ class SegCLIP(BaseSegmentor):
         self.loss_reconstruction_weight = loss_reconstruction_weight
         self.logit_scale_max = logit_scale_max
         self.caption_length = caption_length
-        self.templates = [templates] if isinstance(templates, str) and '{' in templates \
-            else templates
         self.bg_thresh = bg_thresh
         self.topk = topk
         self.train_cfg = train_cfg
-        self.test_cfg = ConfigDict(test_cfg if test_cfg is not None else dict(mode='whole'))
-        self.align_corners = False
-        self.class_names = None
-        # prompt embeddings (C, E), computed lazily in eval mode; invalidated by train() and
-        # by loading weights
-        self.register_buffer('class_embeddings', torch.empty(0), persistent=False)
-        self.register_load_state_dict_post_hook(lambda module, keys: module.invalidate_cache())
         if class_names is not None:
             self.set_vocabulary(class_names)
         self.frozen_parameters = freeze_by_patterns(self, frozen_patterns)
-
-    def invalidate_cache(self):
-        self.class_embeddings = self.class_embeddings.new_empty(0)
-
-    def train(self, mode: bool = True):
-        self.invalidate_cache()
-        return super().train(mode)
 
     # ------------------------------------------------------------------ weights
     def init_weights(self):
@@ -265,43 +257,10 @@ class SegCLIP(BaseSegmentor):
         return losses
 
     # ------------------------------------------------------------------ inference
-    def set_vocabulary(self, class_names: Sequence[str]):
-        """Set the test classes; a leading 'background' is thresholded, not prompted."""
-        class_names = list(class_names)
-        if not class_names:
-            raise ValueError('empty vocabulary')
-        self.with_bg = class_names[0] == 'background'
-        self.class_names = class_names
-        self.prompt_classes = class_names[1:] if self.with_bg else class_names
-        if not self.prompt_classes:
-            raise ValueError(f'no foreground class in {class_names!r}')
-        if self.with_bg and self.bg_thresh is None:
+    def check_vocabulary(self, vocabulary) -> None:
+        """A leading 'background' is thresholded, not prompted: it needs ``bg_thresh``."""
+        if vocabulary[0][0].lower() == 'background' and self.bg_thresh is None:
             raise ValueError("'background' is predicted by thresholding: set bg_thresh")
-        self.invalidate_cache()
-
-    @property
-    def out_channels(self) -> int:
-        return len(self.class_names)
-
-    def compute_class_embeddings(self) -> Tensor:
-        """normalize(mean over templates of the raw text features) (C, E) (official)."""
-        from mmseg_ovs.models.clip.templates import get_templates
-        templates = get_templates(self.templates)
-        texts = [t.format(c) for c in self.prompt_classes for t in templates]
-        tokens = self.text_encoder.tokenize(texts)
-        feats = self.encode_text(tokens).reshape(len(self.prompt_classes), len(templates), -1)
-        return F.normalize(feats.mean(1), dim=-1)
-
-    def get_class_embeddings(self) -> Tensor:
-        if self.class_names is None:
-            raise ValueError('SegCLIP: no class_names set for inference')
-        if self.training:
-            with torch.no_grad():
-                return self.compute_class_embeddings()
-        if self.class_embeddings.numel() == 0:
-            with torch.no_grad():
-                self.class_embeddings = self.compute_class_embeddings()
-        return self.class_embeddings
 
     def group_class_scores(self, region: Tensor, image: Tensor, text: Tensor):
         """Group-to-class scores Q (B, L, C) with the image-level top-k filter.
@@ -324,10 +283,10 @@ class SegCLIP(BaseSegmentor):
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict],
                       return_details: bool = False):
-        """Per-crop dense logits (B, 1 + C or C, H, W) (background channel first)."""
+        """Per-crop dense logits (B, 1 + C or C, H, W) at the crop resolution (background first)."""
         B, _, H, W = inputs.shape
         enc = self.encode_image(inputs)
-        text = self.get_class_embeddings().to(inputs.dtype)
+        text = self.class_embeddings().to(inputs.dtype)
         sc = self.group_class_scores(enc['region_features'], enc['image_feature'], text)
         q = sc['group_class_scores']  # (B, L, C)
         gh, gw = self.backbone.grid_size(inputs)
@@ -337,43 +296,16 @@ class SegCLIP(BaseSegmentor):
         fg = torch.gather(q, 1, group_index.flatten(1)[..., None].expand(-1, -1, q.shape[-1]))
         fg = fg.transpose(1, 2).reshape(B, -1, H, W)  # (B, C, H, W)
         logits = fg
-        if self.with_bg:
+        if self.has_background:
             thr = q.flatten(1).max(1)[0].clamp(max=self.bg_thresh)  # (B,)
             bg = (fg.max(1, keepdim=True)[0] < thr[:, None, None, None]).to(fg.dtype)
             logits = torch.cat([bg, fg], dim=1)
         if return_details:
             details = dict(enc, group_index=group_index, upsampled_soft=soft, **sc)
-            if self.with_bg:
+            if self.has_background:
                 details['bg_thresh_used'] = thr
             return logits, details
         return logits
-
-    slide_inference = EncoderDecoder.slide_inference
-    whole_inference = EncoderDecoder.whole_inference
-    inference = EncoderDecoder.inference
-
-    def predict(self, inputs: Tensor, data_samples: OptConfigType = None) -> SampleList:
-        if data_samples is not None:
-            batch_img_metas = [ds.metainfo for ds in data_samples]
-        else:
-            batch_img_metas = [dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
-                                    pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])
-                               ] * inputs.shape[0]
-        pads = [m.get('padding_size', [0, 0, 0, 0]) for m in batch_img_metas]
-        if any(any(p) for p in pads):
-            # images of different sizes padded to one batch: slide over each image's own area
-            # (padding would shift the crop grid and enter the crops)
-            H, W = inputs.shape[-2:]
-            seg_logits = inputs.new_zeros(inputs.shape[0], self.out_channels, H, W)
-            for i, (left, right, top, bottom) in enumerate(pads):
-                seg_logits[i:i + 1, :, top:H - bottom, left:W - right] = self.inference(
-                    inputs[i:i + 1, :, top:H - bottom, left:W - right], [dict(batch_img_metas[i])])
-        else:
-            seg_logits = self.inference(inputs, batch_img_metas)
-        return self.postprocess_result(seg_logits, data_samples)
-
-    def _forward(self, inputs: Tensor, data_samples: OptConfigType = None) -> Tensor:
-        return self.encode_decode(inputs, [ds.metainfo for ds in data_samples or []])
 
     def extract_feat(self, inputs: Tensor) -> Dict[str, Tensor]:
         return self.encode_image(inputs)

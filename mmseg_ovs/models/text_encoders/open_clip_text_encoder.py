@@ -1,7 +1,7 @@
 """OpenCLIPTextEncoder: the CLIP text tower (open_clip) with templates, a class-embedding cache and
 learnable context tokens."""
 import copy
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -11,12 +11,12 @@ from torch import nn
 
 import open_clip
 
+from mmseg_ovs.datasets.class_names import Vocabulary, parse_vocabulary
 from mmseg_ovs.models.clip.builder import build_open_clip, load_clip_weights_into
 from mmseg_ovs.models.clip.templates import get_templates
 
 __all__ = ['OpenCLIPTextEncoder']
 
-ClassNames = Sequence[Union[str, Sequence[str]]]
 
 
 @MODELS.register_module()
@@ -28,8 +28,13 @@ class OpenCLIPTextEncoder(BaseModule):
 
     Args:
         model_name / model_cfg / pretrained: as :class:`OpenCLIPViT` (weights loaded by ``init_weights``).
-        vocabulary: class names; an entry may be a list of synonyms (averaged), or None.
+        vocabulary: any form of :func:`parse_vocabulary` (benchmark key, ``cls_*.txt`` path, list of
+            names, synonym lists averaged), or None.
         templates: a template-set name (``single``, ``imagenet``, ``imagenet_select``, ``vild``) or a list.
+        template_reduce: ``'normalized'`` (mean of normalised per-template features, CLIP/PixelCLIP) or
+            ``'raw'`` (mean of raw features, SegCLIP official); see :meth:`compute_class_embeddings`.
+        background_class: a leading class of this name is not prompted (set by segmentors that predict
+            background by a threshold); None prompts every class.
         frozen: freeze every parameter (the text tower is frozen in PixelCLIP).
         cache_dtype: ``float32`` (default) or ``float16``: the precision in which the class classifier is
             computed (PixelCLIP's ViT runs its test-time text tower in fp16; LayerNorm stays fp32).
@@ -39,8 +44,10 @@ class OpenCLIPTextEncoder(BaseModule):
                  model_name: str = 'ViT-B-16',
                  model_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None,
-                 vocabulary: Optional[ClassNames] = None,
+                 vocabulary: Optional[Vocabulary] = None,
                  templates: Union[str, Sequence[str]] = 'single',
+                 template_reduce: str = 'normalized',
+                 background_class: Optional[str] = None,
                  frozen: bool = False,
                  cache_dtype: str = 'float32',
                  init_cfg=None):
@@ -63,7 +70,11 @@ class OpenCLIPTextEncoder(BaseModule):
         if cache_dtype not in ('float32', 'float16'):
             raise ValueError(f'cache_dtype must be float32 or float16, got {cache_dtype!r}')
         self.cache_dtype = cache_dtype
-        self.vocabulary = None
+        if template_reduce not in ('normalized', 'raw'):
+            raise ValueError(f"template_reduce must be 'normalized' or 'raw', got {template_reduce!r}")
+        self.template_reduce = template_reduce
+        self.background_class = background_class
+        self.vocabulary: Optional[List[List[str]]] = None
         # (num_classes, E) L2-normalised class embeddings: a buffer so that the image graph can be
         # exported without the text tower. Recomputed lazily when vocabulary/weights/templates change.
         self.register_buffer('class_embeddings', torch.empty(0), persistent=False)
@@ -126,41 +137,64 @@ class OpenCLIPTextEncoder(BaseModule):
         return self.encode_tokens(self.tokenize(texts, context_length))
 
     # ------------------------------------------------------------------ vocabulary
-    def set_vocabulary(self, vocabulary: ClassNames, templates: Union[str, Sequence[str], None] = None):
-        """Set the class names (entries may be synonym lists) and optionally the templates."""
-        vocabulary = [[v] if isinstance(v, str) else list(v) for v in vocabulary]
-        if not vocabulary or any(not names or any(not str(n).strip() for n in names) for names in vocabulary):
-            raise ValueError(f'empty vocabulary or empty class name in {vocabulary!r}')
-        self.vocabulary = vocabulary
+    def set_vocabulary(self, vocabulary: Vocabulary, templates: Union[str, Sequence[str], None] = None,
+                       variant: Optional[str] = None):
+        """Set the classes in any form :func:`parse_vocabulary` accepts (benchmark key, ``cls_*.txt``
+        path, list of names / synonym lists / ``'a|b'`` strings) and optionally the templates.
+
+        With ``background_class`` set, a leading entry of that name is kept in ``vocabulary`` but not
+        prompted (the segmentor predicts it by a threshold)."""
+        vocabulary = parse_vocabulary(vocabulary, variant)
         if templates is not None:
             self.templates = get_templates(templates)
+        self.vocabulary = vocabulary
+        if self.background_class is not None and not self.prompted_vocabulary:
+            raise ValueError(f'vocabulary {vocabulary!r} has no class besides {self.background_class!r}')
         self.invalidate_cache()
 
-    def compute_class_embeddings(self, vocabulary: Optional[ClassNames] = None) -> torch.Tensor:
-        """Template-ensembled class embeddings (num_classes, E), L2-normalised.
+    @property
+    def has_background(self) -> bool:
+        """True when the first class is the (thresholded, not prompted) background class."""
+        return bool(self.vocabulary) and self.background_class is not None and \
+            self.vocabulary[0][0].lower() == self.background_class.lower()
 
-        Each (class, template) text is encoded and L2-normalised, averaged over templates and synonyms,
-        then re-normalised (the CLIP zero-shot recipe).
+    @property
+    def prompted_vocabulary(self) -> List[List[str]]:
+        """The classes that get text embeddings (the vocabulary without a thresholded background)."""
+        return (self.vocabulary or [])[int(self.has_background):]
+
+    @property
+    def class_names(self) -> Optional[List[str]]:
+        """One display name per class (the first synonym), background included."""
+        return None if self.vocabulary is None else [names[0] for names in self.vocabulary]
+
+    def compute_class_embeddings(self, vocabulary: Optional[Vocabulary] = None) -> torch.Tensor:
+        """Class embeddings (num_prompted_classes, E), L2-normalised.
+
+        Per name, the templates are ensembled as ``template_reduce`` says: ``'normalized'`` (the CLIP
+        zero-shot recipe, PixelCLIP): mean of the L2-normalised per-template features; ``'raw'``
+        (SegCLIP's official code): mean of the un-normalised features. Then, per class, the mean of the
+        L2-normalised synonym embeddings, re-normalised (with one template this is the mean of the
+        normalised synonym embeddings, with one synonym the usual single-name embedding).
         """
-        vocabulary = self.vocabulary if vocabulary is None else [
-            [v] if isinstance(v, str) else list(v) for v in vocabulary]
-        if not vocabulary:
+        classes = self.prompted_vocabulary if vocabulary is None else parse_vocabulary(vocabulary)
+        if not classes:
             raise ValueError('no vocabulary set: call set_vocabulary() or pass vocabulary=[...]')
-        texts, owners = [], []
-        for cls_idx, names in enumerate(vocabulary):
-            for name in names:
-                for template in self.templates:
-                    texts.append(template.format(name))
-                    owners.append(cls_idx)
+        names = [n for syn in classes for n in syn]
+        texts = [t.format(n) for n in names for t in self.templates]
         tokens = self.tokenize(texts)
         if self.cache_dtype == 'float16':
             feats = self._encode_tokens_fp16(tokens)
         else:
             feats = self.encode_tokens(tokens)
-        feats = F.normalize(feats.float(), dim=-1)
-        owners = torch.tensor(owners, device=feats.device)
-        summed = torch.zeros(len(vocabulary), feats.shape[1], device=feats.device).index_add_(0, owners, feats)
-        return F.normalize(summed, dim=-1)
+        feats = feats.float().view(len(names), len(self.templates), -1)
+        if self.template_reduce == 'normalized':
+            feats = F.normalize(feats, dim=-1)
+        per_name = F.normalize(feats.mean(1), dim=-1)  # (num_names, E)
+        owners = torch.tensor([i for i, syn in enumerate(classes) for _ in syn], device=feats.device)
+        summed = per_name.new_zeros(len(classes), per_name.shape[1]).index_add_(0, owners, per_name)
+        counts = torch.bincount(owners, minlength=len(classes)).to(summed.dtype)
+        return F.normalize(summed / counts[:, None], dim=-1)
 
     def _encode_tokens_fp16(self, tokens: torch.Tensor) -> torch.Tensor:
         """Encode with fp16 Linear/attention weights and activations, LayerNorm in fp32 (how OpenAI CLIP
@@ -174,8 +208,12 @@ class OpenCLIPTextEncoder(BaseModule):
         with torch.no_grad():
             return half.encode_tokens(tokens).float()
 
-    def forward(self, vocabulary: Optional[ClassNames] = None) -> torch.Tensor:
-        """Class embeddings (num_classes, E), normalised; cached in eval mode for the set vocabulary."""
+    def forward(self, vocabulary: Optional[Vocabulary] = None) -> torch.Tensor:
+        """Class embeddings (num_prompted_classes, E), normalised.
+
+        In eval mode (or when nothing is trainable) they are computed once per vocabulary and kept in
+        the ``class_embeddings`` buffer (so an exported image graph carries them as a constant); the
+        cache is dropped by ``set_vocabulary``, ``train()``, ``init_weights`` and weight loading."""
         if vocabulary is not None:
             return self.compute_class_embeddings(vocabulary)
         if self.training and any(p.requires_grad for p in self.parameters()):

@@ -1,0 +1,4 @@
+"""Registered data preprocessors."""
+from .ovs_data_preprocessor import OVSDataPreProcessor
+
+__all__ = ['OVSDataPreProcessor']
