@@ -21,6 +21,9 @@ BENCHES = ['voc21', 'context60', 'coco_object', 'voc20', 'cityscapes', 'context5
 
 TINY_MODEL = {
     'clip_baseline': "model = dict(backbone=dict(model_cfg={tiny!r}), text_encoder=dict(model_cfg={tiny!r}))\n",
+    # the SCLIP-family protocol (one template instead of 80 to keep the CPU test short)
+    'clip_baseline_sclip': ("model = dict(backbone=dict(model_cfg={tiny!r}), text_encoder=dict(model_cfg={tiny!r}),\n"
+                            "             templates='single')\n"),
     'segclip': ("model = dict(backbone=dict(model_name=None, model_cfg={tiny!r}, pretrained=None),\n"
                 "             text_encoder=dict(model_name=None, model_cfg={tiny!r}, pretrained=None),\n"
                 "             first_stage_layers=2, reconstruction=None)\n"),
@@ -172,6 +175,21 @@ def test_benchmark_all_method_configs(setup, tmp_path, method, prefix, benches):
         else:
             assert rows[bench]['status'].startswith('missing: no *_' + bench)
     assert rows['mean']['status'] == f'{len(benches)}/8 benchmarks'
+
+
+def test_benchmark_all_sclip_protocol(setup, tmp_path):
+    """The SCLIP-family configs (configs/benchmarks/clip_baseline_sclip/, SCLIPProtocolBaseline with the
+    cls_*_sclip.txt vocabularies and probability thresholds) give a full eight-benchmark table."""
+    import benchmark_all
+    template = _tiny_configs(str(tmp_path / 'cfgs'), 'clip_baseline_sclip', 'clip_vitb16')
+    wd = str(tmp_path / 'wd')
+    rc = benchmark_all.main([str(tmp_path / 'cfgs'), '--data-root', setup['data'], '--work-dir', wd,
+                             '--device', 'cpu'])
+    assert rc == 0 and template
+    rows = _read_csv(osp.join(wd, 'results.csv'))
+    assert [r['benchmark'] for r in rows] == BENCHES + ['mean']
+    assert all(r['status'] == 'ok' for r in rows[:-1]), rows
+    assert all(0.0 <= float(r['mIoU']) <= 100.0 for r in rows[:-1])
 
 
 def test_benchmark_all_two_processes_match_one(setup, tmp_path, monkeypatch):
