@@ -91,6 +91,9 @@ def _sa1b_group(root, group, args):
     else:
         rels = [osp.join(group, r) for r in _files(osp.join(img_dir, group), IMG_EXTS)]
     for rel in rels:
+        if not args.mask_dir:  # images only (online DINO masks)
+            rows.append(dict(img=osp.join(args.img_dir, rel), **_sizes(img_dir, rel, args)))
+            continue
         mask_rel = osp.join(args.mask_dir, osp.splitext(rel)[0] + '.json')
         mask = osp.join(root, mask_rel)
         if not osp.isfile(mask):
@@ -178,7 +181,7 @@ def main(argv=None):
     parser.add_argument('--karpathy', default='karpathy/dataset_coco.json', help='coco: relative to DATA_ROOT')
     parser.add_argument('--split', nargs='+', default=['train'], help='coco: Karpathy split(s)')
     parser.add_argument('--img-dir', default=None, help="coco: '' ; sa1b: 'images'")
-    parser.add_argument('--mask-dir', default='annotations', help='sa1b')
+    parser.add_argument('--mask-dir', default='annotations', help="sa1b ('' : images only, for online DINO masks)")
     parser.add_argument('--count-masks', action='store_true', help='sa1b: parse every mask JSON for num_masks')
     parser.add_argument('--sizes', action='store_true', help='store height/width (reads image headers)')
     parser.add_argument('--workers', type=int, default=min(16, os.cpu_count() or 1))
@@ -221,7 +224,7 @@ def main(argv=None):
         groups = sorted(e.name for e in os.scandir(img_dir) if e.is_dir())
         if any(e.is_file() for e in os.scandir(img_dir)):
             groups.append('.')
-        string_cols, int_cols = ['img', 'mask'], ['num_masks'] + size_cols
+        string_cols, int_cols = (['img', 'mask'], ['num_masks'] + size_cols) if args.mask_dir else (['img'], size_cols)
         cols, skipped = build_grouped(root, args.out, groups, _sa1b_group, string_cols, int_cols, args)
     if not len(cols[string_cols[0]]):
         raise SystemExit(f'no sample found under {root} (skipped {len(skipped)})')

@@ -2,14 +2,17 @@
 
 The official download is a TSV of ``caption<TAB>url`` rows (``Train_GCC-training.tsv``); the images
 must be fetched from their URLs. Row ``i`` becomes ``OUT/<i // shard_size :05d>/<i :09d>.jpg`` (RGB
-JPEG) plus ``<i :09d>.txt`` (the caption) -- the same layout as img2dataset's ``files`` format.
+JPEG, upright, stored at the training resolution as the official code: short side 224 when both sides
+are larger, see data_prep/training_images.py) plus ``<i :09d>.txt`` (the caption) -- the same layout as
+img2dataset's ``files`` format.
 
     python data_prep/cc3m_shards.py Train_GCC-training.tsv data/cc3m [--workers 32] [--shard-size 10000]
 
 Parallel (threads), with a progress bar; resumable (rows whose caption file exists are skipped);
 atomic writes (the caption is written last, so a half-written row is never listed). Unreachable URLs
 and undecodable images are counted and listed in ``OUT/failures.tsv``. Then compute superpixels with
-``python data_prep/segclip_superpixels.py data/cc3m data/superpixels/cc3m``.
+``python data_prep/segclip_superpixels.py data/cc3m data/superpixels/cc3m`` and the sample index with
+``python data_prep/build_index.py cc3m data/cc3m data/cc3m/index.npz``.
 """
 import argparse
 import io
@@ -20,6 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Tuple
 
 from PIL import Image
+
+try:
+    from training_images import resize_short_side
+except ImportError:
+    from data_prep.training_images import resize_short_side
 
 
 def read_tsv(path: str) -> List[Tuple[str, str]]:
@@ -53,12 +61,10 @@ def fetch_row(out: str, index: int, caption: str, url: str, shard_size: int, tim
             data = resp.read()
         img = Image.open(io.BytesIO(data))
         img.load()
-        img = img.convert('RGB')
+        # upright (EXIF orientation), then the official storage size (short side 224, Lanczos)
+        img = resize_short_side(img, max_short_side).convert('RGB')
     except Exception as err:  # noqa: BLE001 - any network or decoding failure is a counted skip
         return f'{index}\t{url}\t{type(err).__name__}: {err}'
-    if max_short_side and min(img.size) > max_short_side:
-        scale = max_short_side / min(img.size)
-        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.BICUBIC)
     os.makedirs(osp.dirname(img_path), exist_ok=True)
     img.save(img_path + '.tmp', format='JPEG', quality=95)
     os.replace(img_path + '.tmp', img_path)
@@ -69,7 +75,7 @@ def fetch_row(out: str, index: int, caption: str, url: str, shard_size: int, tim
 
 
 def build_shards(tsv: str, out: str, shard_size: int = 10000, workers: int = 32, timeout: float = 10.0,
-                 max_short_side: int = 0, limit: int = 0):
+                 max_short_side: int = 224, limit: int = 0):
     """Returns (written, already_done, failures)."""
     from tqdm import tqdm
 
@@ -101,7 +107,9 @@ def main():
     parser.add_argument('--shard-size', type=int, default=10000)
     parser.add_argument('--workers', type=int, default=32)
     parser.add_argument('--timeout', type=float, default=10.0)
-    parser.add_argument('--max-short-side', type=int, default=0, help='downscale larger images (0: keep)')
+    parser.add_argument('--max-short-side', type=int, default=224,
+                        help='store at the training resolution as the official code: short side 224 when '
+                             'both sides are larger (0: keep the downloaded size)')
     parser.add_argument('--limit', type=int, default=0, help='only the first N rows (0: all)')
     args = parser.parse_args()
     written, done, failures = build_shards(args.tsv, args.out, args.shard_size, args.workers, args.timeout,

@@ -302,7 +302,13 @@ def test_configs_recipe(project_root, name):
     assert tuple(cfg.model.clip_resolution) == ((320, 320) if vit else (640, 640))
     assert cfg.model.finetune == ('attention' if vit else 'full')
     masks = cfg.train_dataloader.dataset.data_prefix.mask_path
-    assert masks == ('dino_masks' if 'dino' in name else 'annotations')
+    if 'dino' in name:  # online DINO k-means masks (the paper's); no mask files are read
+        assert cfg.model.data_preprocessor.type == 'OnlineDINOMaskPreProcessor'
+        assert cfg.model.data_preprocessor.num_clusters == 16
+        assert cfg.train_dataloader.dataset.with_masks is False
+        assert not any(t['type'] == 'LoadUnlabeledMasks' for t in cfg.train_dataloader.dataset.pipeline)
+    else:
+        assert masks == 'annotations'
 
 
 def test_convnext_student_full_finetune():

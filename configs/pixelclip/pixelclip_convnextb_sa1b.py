@@ -23,4 +23,8 @@ model = dict(templates='single')
 # trunk's norms, which train here: finetune='full').
 optim_wrapper = dict(constructor='NormDecayOptimWrapperConstructor', paramwise_cfg=dict(embed_decay_mult=0.0))
 # The official precision settings: TF32 matmuls and cuDNN benchmark (CUDA only, no effect on CPU).
-custom_hooks = [dict(type='CUDAPrecisionHook', tf32_matmul=True, tf32_cudnn=True, cudnn_benchmark=True)]
+# NonFiniteLossHook: a NaN/Inf loss skips the optimizer step (counted, logged with the batch's image
+# paths, kept in checkpoints); 10 in a row stop the run (detectron2, the official trainer, stops at the
+# first one; the earlier port kept stepping with NaN).
+custom_hooks = [dict(type='CUDAPrecisionHook', tf32_matmul=True, tf32_cudnn=True, cudnn_benchmark=True),
+                dict(type='NonFiniteLossHook', max_consecutive_skips=10)]

@@ -22,4 +22,8 @@ val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 model = dict(templates='single', text_encoder=dict(cache_dtype='float16'))
 # The official precision settings: TF32 matmuls (set_float32_matmul_precision("high")) and cuDNN
 # benchmark (CUDNN_BENCHMARK: True); CUDA flags only, no effect on CPU.
-custom_hooks = [dict(type='CUDAPrecisionHook', tf32_matmul=True, tf32_cudnn=True, cudnn_benchmark=True)]
+# NonFiniteLossHook: a NaN/Inf loss skips the optimizer step (counted, logged with the batch's image
+# paths, kept in checkpoints); 10 in a row stop the run (detectron2, the official trainer, stops at the
+# first one; the earlier port kept stepping with NaN).
+custom_hooks = [dict(type='CUDAPrecisionHook', tf32_matmul=True, tf32_cudnn=True, cudnn_benchmark=True),
+                dict(type='NonFiniteLossHook', max_consecutive_skips=10)]

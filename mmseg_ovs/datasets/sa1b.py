@@ -24,6 +24,9 @@ class SA1BDataset(IndexedDataset):
     relative path) are scanned, or listed in a text ``ann_file`` (relative image paths, one per line).
     Images without a mask file are counted and skipped with a warning (or raise with ``strict=True``).
 
+    ``with_masks=False``: images only (no mask file needed; e.g. PixelCLIP's online DINO masks, made by
+    ``OnlineDINOMaskPreProcessor`` during training).
+
     Zero masks: an index whose every row has 0 masks is refused at start-up; a dataloader worker whose
     first ``zero_mask_check_after`` samples (or all samples, if fewer) carry no mask pixel at all
     raises (the loss would be exactly 0 for the whole run). Broken samples are skipped with a count
@@ -36,18 +39,23 @@ class SA1BDataset(IndexedDataset):
     def __init__(self, data_root: str = '', ann_file: str = '',
                  data_prefix: dict = dict(img_path='images', mask_path='annotations'),
                  img_suffix: str = '.jpg', mask_suffix: str = '.json', strict: bool = False,
-                 zero_mask_check_after: int = 50, **kwargs):
+                 with_masks: bool = True, zero_mask_check_after: int = 50, **kwargs):
         self.img_suffix, self.mask_suffix, self.strict = img_suffix, mask_suffix, strict
+        self.with_masks = with_masks
+        if not with_masks:
+            self.INDEX_COLUMNS = ('img', )
         self.zero_mask_check_after = zero_mask_check_after
         self.num_with_masks = self.num_checked = 0
         super().__init__(data_root=data_root, ann_file=ann_file, data_prefix=data_prefix, **kwargs)
 
     def row_info(self, index, row: int) -> dict:
-        return dict(img_path=osp.join(self.data_root, index.str('img', row)),
-                    mask_path=osp.join(self.data_root, index.str('mask', row)), seg_fields=[])
+        info = dict(img_path=osp.join(self.data_root, index.str('img', row)), seg_fields=[])
+        if self.with_masks:
+            info['mask_path'] = osp.join(self.data_root, index.str('mask', row))
+        return info
 
     def check_index(self, index) -> None:
-        if index.has('num_masks'):
+        if self.with_masks and index.has('num_masks'):
             counts = np.asarray(index._arrays['num_masks'])
             if counts.size and not counts.any():
                 raise ValueError(f'{index.path}: every image has 0 masks; PixelCLIP would train with '
@@ -81,6 +89,8 @@ class SA1BDataset(IndexedDataset):
                 raise FileNotFoundError(f'SA-1B image folder not found: {img_dir}')
             rels = sorted(osp.relpath(osp.join(r, n), img_dir) for r, _, files in os.walk(img_dir)
                           for n in files if n.endswith(self.img_suffix))
+        if not self.with_masks:
+            return [dict(img_path=osp.join(img_dir, rel), seg_fields=[]) for rel in rels]
         data, missing = [], []
         for rel in rels:
             mask = osp.join(mask_dir, osp.splitext(rel)[0] + self.mask_suffix)
