@@ -61,8 +61,18 @@ model = dict(
 bg_thresh = dict(voc21=0.80, context60=0.25, coco_object=0.65)
 
 # ----------------------------------------------------------------------------- data
-# CC3M (img2dataset shards) + COCO Captions Karpathy train (one sample per caption); superpixels
-# from data_prep/segclip_superpixels.py (Felzenszwalb scale 224, sigma 0.9, min_size 224).
+# CC3M + COCO Captions Karpathy train (one sample per caption), stored at the training resolution as
+# the official code (short side 224; data_prep/cc3m_shards.py does it for CC3M, data_prep/
+# training_images.py for COCO), superpixels computed on exactly those pixels (data_prep/
+# segclip_superpixels.py: Felzenszwalb scale 224, sigma 0.9, min_size 224), read through memory-mapped
+# sample indexes (data_prep/build_index.py; a 3.5M-row index builds the dataset in well under 1 s):
+#   python data_prep/cc3m_shards.py Train_GCC-training.tsv data/cc3m
+#   python data_prep/training_images.py data/coco/train2014 data/coco/images_224/train2014
+#   python data_prep/segclip_superpixels.py data/cc3m data/superpixels/cc3m
+#   python data_prep/segclip_superpixels.py data/coco/images_224 data/superpixels/coco
+#   python data_prep/build_index.py cc3m data/cc3m data/cc3m/index.npz
+#   python data_prep/build_index.py coco data/coco data/coco/train_index.npz --img-dir images_224
+# A broken sample is logged and replaced (counted per worker); more than 1% broken stops the run.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadSuperpixels'),
@@ -82,10 +92,11 @@ train_dataloader = dict(
     dataset=dict(
         type='ConcatDataset',
         datasets=[
-            dict(type='CC3MCaptionDataset', data_root='data/cc3m',
-                 superpixel_root='data/superpixels/cc3m', pipeline=train_pipeline),
-            dict(type='COCOCaptionDataset', data_root='data/coco', ann_file='karpathy/dataset_coco.json',
-                 split='train', superpixel_root='data/superpixels/coco', pipeline=train_pipeline),
+            dict(type='CC3MCaptionDataset', data_root='data/cc3m', ann_file='index.npz',
+                 superpixel_root='data/superpixels/cc3m', max_broken_fraction=0.01, pipeline=train_pipeline),
+            dict(type='COCOCaptionDataset', data_root='data/coco', ann_file='train_index.npz',
+                 img_dir='images_224', superpixel_root='data/superpixels/coco', max_broken_fraction=0.01,
+                 pipeline=train_pipeline),
         ]))
 
 # ----------------------------------------------------------------------------- optimisation
@@ -130,5 +141,8 @@ randomness = dict(seed=42, deterministic=False)
 # CheckpointModelSettingsHook: a checkpoint converted from the official release records
 # neck.batch_mixing_legacy=True in its meta (tools/convert_segclip_checkpoint.py); it is applied on load.
 custom_hooks = [dict(type='CUDAPrecisionHook', tf32_matmul=True, tf32_cudnn=True, cudnn_benchmark=False),
-                dict(type='CheckpointModelSettingsHook')]
+                dict(type='CheckpointModelSettingsHook'),
+                # a NaN loss skips the optimizer step (counted, logged with the image paths, kept in
+                # checkpoints) and never stops the run: the official loop (main_task_align.py)
+                dict(type='NonFiniteLossHook', max_consecutive_skips=None)]
 auto_scale_lr = dict(enable=False, base_batch_size=768)
