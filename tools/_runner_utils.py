@@ -34,7 +34,17 @@ def load_config(path: str, cfg_options=None, work_dir=None, launcher: str = 'non
         if cfg.get('model_wrapper_cfg') is None:
             cfg.model_wrapper_cfg = dict(type='DeviceAwareDistributedDataParallel', broadcast_buffers=False,
                                          find_unused_parameters=cfg.get('find_unused_parameters', False))
+    add_weights_only_checkpoint_hook(cfg)
     return cfg
+
+
+def add_weights_only_checkpoint_hook(cfg: Config) -> None:
+    """Every run writes checkpoints that need no allow-listed globals (``WeightsOnlyCheckpointHook``,
+    issue 13: numpy / HistoryBuffer entries are encoded as plain values)."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(isinstance(h, dict) and str(h.get('type')).endswith('WeightsOnlyCheckpointHook') for h in hooks):
+        hooks.append(dict(type='WeightsOnlyCheckpointHook'))
+    cfg.custom_hooks = hooks
 
 
 def init_cpu_distributed(cfg: Config) -> None:

@@ -7,6 +7,7 @@ import os
 
 import torch
 
+from mmseg_ovs.utils.checkpoint import safe_torch_load
 from mmseg_ovs.utils.convert_pixelclip import convert_pixelclip_state_dict
 
 
@@ -21,7 +22,7 @@ def main():
     # detectron2 checkpoints may hold non-tensor metadata (iteration, scheduler); read them as weights
     # only and fall back with a clear message
     try:
-        ckpt = torch.load(args.src, map_location='cpu', weights_only=True)
+        ckpt = safe_torch_load(args.src)  # weights_only=True, mmseg_ovs allow-list
     except Exception as err:  # noqa: BLE001
         raise SystemExit(f'cannot read {args.src} as a weights-only checkpoint: {err}')
     state_dict = convert_pixelclip_state_dict(ckpt)

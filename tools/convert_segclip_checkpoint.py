@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmseg_ovs.utils.checkpoint import safe_torch_load  # noqa: E402
 from mmseg_ovs.utils.convert_segclip import convert_segclip_state_dict, segclip_checkpoint_meta  # noqa: E402
 
 
@@ -38,7 +39,7 @@ def main():
     if not osp.isfile(args.src):
         raise SystemExit(f'checkpoint not found: {args.src}')
     try:
-        ckpt = torch.load(args.src, map_location='cpu', weights_only=True)
+        ckpt = safe_torch_load(args.src)  # weights_only=True, mmseg_ovs allow-list
     except Exception as err:  # noqa: BLE001
         raise SystemExit(f'cannot read {args.src} as a weights-only checkpoint: {err}')
     if isinstance(ckpt, dict) and 'state_dict' in ckpt and isinstance(ckpt['state_dict'], dict):

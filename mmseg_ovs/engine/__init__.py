@@ -4,6 +4,7 @@ from .cuda_precision_hook import CUDAPrecisionHook, get_cuda_precision, set_cuda
 from .device_aware_ddp import DeviceAwareDistributedDataParallel
 from .non_finite_loss import NonFiniteLossError, NonFiniteLossHook
 from .norm_decay_optim_constructor import NormDecayOptimWrapperConstructor
+from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook  # noqa: F401
 
 __all__ = ['CheckpointModelSettingsHook', 'apply_model_settings', 'CUDAPrecisionHook', 'get_cuda_precision',
            'set_cuda_precision', 'DeviceAwareDistributedDataParallel', 'NormDecayOptimWrapperConstructor',
