@@ -78,6 +78,8 @@ def test_pixelclip_validation_template_and_fp16_classifier():
         cfg = _cfg(osp.relpath(path, osp.join(ROOT, 'configs')))
         assert cfg.model.templates == 'imagenet_select', path  # eval.sh
         assert cfg.model.text_encoder.cache_dtype == ('float16' if 'vitb16' in path else 'float32'), path
+    for bench in ('voc20', 'context59', 'coco_stuff171', 'cityscapes', 'ade150'):  # PixelCLIP's CLIP rows
+        assert _cfg(f'benchmarks/clip_baseline/clip_vitb16_{bench}.py').model.text_encoder.cache_dtype == 'float16'
 
 
 def _tiny_convnext_pixelclip():

@@ -13,6 +13,8 @@ model = dict(
     dense_mode='pixelclip',
     bg_thresh=None,
     logit_scale=100.0,
-    test_cfg=dict(mode='whole', squash_size=(320, 320), feature_size=(64, 64)))
+    test_cfg=dict(mode='whole', squash_size=(320, 320), feature_size=(64, 64)),
+    # PixelCLIP's code computes the ViT text classifier in fp16 (OpenAI clip.load); 'float32' for fp32
+    text_encoder=dict(cache_dtype='float16'))
 test_pipeline = {{_base_.pixelclip_test_pipeline}}
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
