@@ -97,6 +97,26 @@ def _tiny_convnext_pixelclip():
         finetune=shipped.finetune, clip_resolution=(64, 64), class_names=['a', 'b']))
 
 
+def test_vit_param_groups_equal_the_official_grouping():
+    """ViT-B/16 recipe (attention projections + positional embedding trained, norms frozen): mmengine's
+    grouping of the shipped config already equals the official one, parameter by parameter."""
+    import mmseg_ovs  # noqa: F401
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    tiny = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'clip', 'tiny_vit.py')).tiny_clip_cfg.to_dict()
+    cfg = _cfg('pixelclip/pixelclip_vitb16_sa1b.py')
+    model = MODELS.build(dict(
+        type='PixelCLIPSegmentor', backbone=dict(type='PixelCLIPDenseViT', model_cfg=tiny),
+        text_encoder=dict(type='OpenCLIPTextEncoder', model_cfg=tiny),
+        decode_head=dict(type='OnlineClusterHead', num_clusters=8, mask_resolution=(32, 32),
+                         decoder=dict(type='PixelCLIPMaskDecoder', mid_channels=(16, 16, 16))),
+        finetune=cfg.model.finetune, clip_resolution=(64, 64), class_names=['a', 'b']))
+    ours, official = _built_settings(model, cfg.optim_wrapper), official_param_settings(model)
+    assert set(ours) == set(official) and any('positional_embedding' in n for n in ours)
+    for name in sorted(official):
+        assert ours[name] == pytest.approx(official[name], rel=1e-12), name
+
+
 def official_param_settings(model, base_lr=2e-4, wd=1e-4, clip_mult=0.01, prompt_mult=10.0):
     """PixelCLIP train_net.py build_optimizer, restated on this model's names: the CLIP image tower
     (official module name 'clip_model', here 'backbone') x0.01, 'prompt_tokens' x10; every parameter of a
