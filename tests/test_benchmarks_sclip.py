@@ -36,6 +36,24 @@ def test_sclip_class_name_files_differ_as_published():
     assert all(len(v) == 1 and v[0] == k.replace(' ', '') for k, v in {**ade, **stuff}.items())
 
 
+def test_proxyclip_class_name_files():
+    """ProxyCLIP's files ('; '-separated, written here with ', '): SCLIP's, except a 17-word COCO-Object
+    background line and no person/tv synonyms."""
+    from mmseg_ovs.datasets.class_names import load_class_names
+    for bench in BENCHES:
+        proxy, sclip = load_class_names(bench, 'proxyclip'), load_class_names(bench, 'sclip')
+        diff = {i: (a, b) for i, (a, b) in enumerate(zip(proxy, sclip)) if a != b}
+        if bench in ('voc21', 'voc20'):
+            off = 1 if bench == 'voc21' else 0
+            assert diff == {14 + off: (['person'], PERSON), 19 + off: (['tvmonitor'], TV)}
+        elif bench == 'coco_object':
+            bg17 = [w for w in BG_WORDS if w not in ('lamp', 'door', 'window', 'wardrobe', 'ceiling', 'shelf',
+                                                       'curtain', 'stair', 'fence')]
+            assert diff == {0: (bg17, BG_WORDS), 1: (['person'], PERSON + ['body'])} and len(bg17) == 17
+        else:
+            assert diff == {}, bench
+
+
 def sclip_postprocess_reference(seg_logits, query_idx, logit_scale, prob_thd, area_thd):
     """SCLIP clip_segmentor.py postprocess_result for one image, restated: seg_logits (Q, H, W) cosines."""
     seg_logits = seg_logits * logit_scale
