@@ -54,6 +54,15 @@ def test_proxyclip_class_name_files():
             assert diff == {}, bench
 
 
+def test_clearclip_voc21_file():
+    assert _diff_variant('voc21', 'clearclip') == {'boat': ['ship'], 'diningtable': ['table']}
+
+
+def _diff_variant(bench, variant):
+    from mmseg_ovs.datasets.class_names import load_class_names
+    return {a[0]: b for a, b in zip(load_class_names(bench), load_class_names(bench, variant)) if a != b}
+
+
 def sclip_postprocess_reference(seg_logits, query_idx, logit_scale, prob_thd, area_thd):
     """SCLIP clip_segmentor.py postprocess_result for one image, restated: seg_logits (Q, H, W) cosines."""
     seg_logits = seg_logits * logit_scale
