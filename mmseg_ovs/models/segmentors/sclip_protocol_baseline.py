@@ -18,7 +18,6 @@ a class): each occurrence is a query of its line, as in SCLIP (the text is encod
 from typing import List, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.utils import OptSampleList, SampleList
