@@ -28,6 +28,7 @@ def load_config(path: str, cfg_options=None, work_dir=None, launcher: str = 'non
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    add_reliability_defaults(cfg)
     if launcher != 'none' and not torch.cuda.is_available():
         env_cfg = cfg.setdefault('env_cfg', {})
         env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
@@ -36,6 +37,41 @@ def load_config(path: str, cfg_options=None, work_dir=None, launcher: str = 'non
                                          find_unused_parameters=cfg.get('find_unused_parameters', False))
     add_weights_only_checkpoint_hook(cfg)
     return cfg
+
+
+DEFAULT_COLLECTIVE_TIMEOUT_S = 1800
+
+
+def add_reliability_defaults(cfg: Config) -> None:
+    """What every run gets unless its config says otherwise (README "Reliability"):
+
+    * ``ExactResumeHook`` in ``custom_hooks``: RNG states in checkpoints, restored on resume;
+    * a collective timeout (``env_cfg.dist_cfg.timeout``, seconds): a rank stuck in a collective
+      whose peer is gone raises after this long instead of hanging.
+    """
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(isinstance(h, dict) and h.get('type') in ('ExactResumeHook', 'mmseg.ExactResumeHook')
+               for h in hooks):
+        hooks.append(dict(type='ExactResumeHook'))
+    cfg.custom_hooks = hooks
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    dist_cfg.setdefault('timeout', DEFAULT_COLLECTIVE_TIMEOUT_S)
+
+
+def install_worker_init(runner) -> None:
+    """Give every dataloader of ``runner`` that has no ``worker_init_fn`` of its own the one that
+    seeds as MMEngine's default and makes the workers die with their rank
+    (``mmseg_ovs.engine.worker_init``). Must run before the dataloaders are built."""
+    from mmseg_ovs.engine.worker_init import worker_init_with_parent_death
+
+    for attr in ('_train_dataloader', '_val_dataloader', '_test_dataloader'):
+        loader = getattr(runner, attr, None)
+        if not isinstance(loader, dict) or 'worker_init_fn' in loader or not loader.get('num_workers'):
+            continue
+        loader['worker_init_fn'] = dict(
+            type=worker_init_with_parent_death, num_workers=loader['num_workers'], rank=runner.rank,
+            seed=runner.seed, parent_pid=os.getpid(),
+            disable_subprocess_warning=loader.pop('disable_subprocess_warning', False))
 
 
 def add_weights_only_checkpoint_hook(cfg: Config) -> None:
@@ -79,9 +115,20 @@ def build_runner(cfg: Config):
     from mmengine.runner import Runner
 
     init_cpu_distributed(cfg)
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    install_worker_init(runner)
+    return runner
+
+
+def guard_evaluation(runner, checkpoint=None) -> None:
+    """Refuse a test whose model's class count differs from the test dataset's, then load ``checkpoint``
+    (if given) and refuse it when it leaves model parameters uninitialised
+    (``mmseg_ovs.engine.evaluation_guards``). Call with ``cfg.load_from=None``, before ``runner.test()``."""
+    from mmseg_ovs.engine.evaluation_guards import check_class_count, load_checkpoint_for_evaluation
+
+    check_class_count(runner.model, runner.test_dataloader.dataset)
+    if checkpoint:
+        load_checkpoint_for_evaluation(runner, checkpoint)
 
 
 def set_local_rank(args) -> None:

@@ -88,7 +88,7 @@ def missing_input(cfg):
 
 def run_benchmark(bench, config, args):
     """Returns a result row dict."""
-    from _runner_utils import build_runner, load_config, strip_training
+    from _runner_utils import build_runner, guard_evaluation, load_config, strip_training
     row = dict(benchmark=bench, config=config or '', mIoU=None, aAcc=None, mAcc=None, seconds=None,
                status='')
     if config is None:
@@ -102,11 +102,12 @@ def run_benchmark(bench, config, args):
     if miss is not None:
         row['status'] = f'missing: {miss}'
         return row
-    if args.checkpoint:
-        cfg.load_from = args.checkpoint
+    cfg.load_from = None  # loaded by guard_evaluation, which refuses a partial load
     start = time.time()
     try:
-        metrics = build_runner(cfg).test()
+        runner = build_runner(cfg)
+        guard_evaluation(runner, args.checkpoint)  # class count and complete checkpoint
+        metrics = runner.test()
     except Exception as e:  # reported in the table; the exit status says something failed
         row['status'] = f'error: {type(e).__name__}: {e}'.replace('\n', ' ')[:300]
         return row

@@ -8,7 +8,8 @@ import os
 
 from mmengine.config import DictAction
 
-from _runner_utils import build_runner, load_config, set_local_rank, strip_training
+from _runner_utils import build_runner, guard_evaluation, load_config, set_local_rank, strip_training
+from mmseg_ovs.engine.evaluation_guards import EvaluationGuardError
 
 
 def parse_args():
@@ -47,7 +48,7 @@ def enable_visualization(cfg, args):
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None  # loaded by guard_evaluation, which refuses a partial load
     strip_training(cfg)
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
@@ -64,6 +65,10 @@ def main():
         cfg.test_evaluator['keep_results'] = True
         os.makedirs(args.out, exist_ok=True)
     runner = build_runner(cfg)
+    try:
+        guard_evaluation(runner, args.checkpoint)
+    except EvaluationGuardError as e:
+        raise SystemExit(f'error: {e}')
     runner.test()
 
 

@@ -18,7 +18,10 @@ def parse_args():
     parser.add_argument('--work-dir', help='directory for logs and checkpoints')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume training: without a value, from the latest checkpoint in the work '
-                        'dir; with a path, from that checkpoint')
+                        'dir (the newest readable one); with a path, from that checkpoint')
+    parser.add_argument('--allow-fresh-start', action='store_true',
+                        help='with --resume: start from iteration 0 when the work dir holds no checkpoint '
+                        '(without it, that is an error)')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision training')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. optim_wrapper.optimizer.lr=1e-4')
@@ -27,6 +30,37 @@ def parse_args():
     args = parser.parse_args()
     set_local_rank(args)
     return args
+
+
+def resolve_resume(resume: str, work_dir: str, allow_fresh_start: bool):
+    """The checkpoint to resume from (``--resume`` / ``--resume PATH``), or None to start afresh.
+
+    Without a path: the newest readable checkpoint of the work dir; unreadable newer ones (a run killed
+    while writing) and a dangling ``last_checkpoint`` are passed over with a warning. No checkpoint at
+    all is an error unless ``--allow-fresh-start``. A given path must be a readable checkpoint.
+    """
+    from mmseg_ovs.engine.resume_checkpoint import (CheckpointUnreadable, check_checkpoint_readable,
+                                                    find_resume_checkpoint)
+    if resume != 'auto':
+        try:
+            check_checkpoint_readable(resume)
+        except CheckpointUnreadable as e:
+            raise SystemExit(f'error: --resume {resume}: {e}')
+        return resume
+    checkpoint, skipped = find_resume_checkpoint(work_dir)
+    for reason in skipped:
+        print_log(f'--resume: passing over {reason}', logger='current', level=logging.WARNING)
+    if checkpoint is None:
+        what = f'no readable checkpoint ({len(skipped)} unreadable)' if skipped else 'no checkpoint'
+        if not allow_fresh_start:
+            raise SystemExit(f'error: --resume: {what} in the work dir {work_dir!r}. Check --work-dir, or pass '
+                             '--allow-fresh-start to start training from iteration 0.')
+        print_log(f'--resume: {what} in {work_dir!r}; starting from iteration 0 (--allow-fresh-start).',
+                  logger='current', level=logging.WARNING)
+        return None
+    if skipped:
+        print_log(f'--resume: falling back to {checkpoint}', logger='current', level=logging.WARNING)
+    return checkpoint
 
 
 def main():
@@ -46,12 +80,10 @@ def main():
                 f'`--amp` is only supported when the optimizer wrapper is `OptimWrapper`, not {optim_wrapper}')
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    if args.resume is not None:
+        checkpoint = resolve_resume(args.resume, cfg.work_dir, args.allow_fresh_start)
+        cfg.resume = checkpoint is not None
+        cfg.load_from = checkpoint
     runner = build_runner(cfg)
     runner.train()
 

@@ -4,7 +4,9 @@ custom_imports = dict(imports=['mmseg_ovs'], allow_failed_imports=False)
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),  # tools/ switch to gloo automatically when CUDA is absent
+    # tools/ switch to gloo automatically when CUDA is absent; timeout (s): a collective whose peer
+    # rank died raises after this long instead of hanging
+    dist_cfg=dict(backend='nccl', timeout=1800),
 )
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
