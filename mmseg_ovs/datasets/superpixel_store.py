@@ -37,6 +37,19 @@ TABLE_DTYPE = np.dtype([('hash', '<u8'), ('seg', '<u4'), ('offset', '<u8'), ('ke
 _ITEM = {1: np.uint8, 2: np.uint16, 4: np.int32}
 
 
+def _sample_index():
+    """The sibling module (also when this file is loaded on its own by data_prep, without the package)."""
+    try:
+        from . import sample_index
+    except ImportError:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location('mmseg_ovs_sample_index',
+                                                      osp.join(osp.dirname(osp.abspath(__file__)), 'sample_index.py'))
+        sample_index = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sample_index)
+    return sample_index
+
+
 def key_hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode('utf-8'), digest_size=8).digest(), 'little')
 
@@ -133,7 +146,6 @@ class SuperpixelStore:
     """
 
     def __init__(self, root: str, max_open_files: int = 64):
-        from .sample_index import _mmap_npz
         meta_file, table_file = osp.join(root, 'meta.json'), osp.join(root, 'table.npz')
         if not osp.isfile(meta_file):
             raise FileNotFoundError(f'superpixel store meta not found: {meta_file} '
@@ -146,7 +158,7 @@ class SuperpixelStore:
         if not osp.isfile(table_file):
             raise FileNotFoundError(f'{table_file} missing: the writer was interrupted; re-run '
                                     f'data_prep/segclip_superpixels.py (it resumes)')
-        arrays = _mmap_npz(table_file)
+        arrays = _sample_index()._mmap_npz(table_file)
         self.root = root
         self.entries, self.buckets = arrays['entries'], arrays['buckets']
         self.shift = np.uint64(64 - int(arrays['bits'][0]))

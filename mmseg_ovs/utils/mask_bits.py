@@ -72,14 +72,13 @@ class RLEMaskStack:
         if self.num == 0 or len(rows) == 0 or len(cols) == 0:
             return np.zeros((nb, len(rows), len(cols)), np.uint8).transpose(1, 2, 0)
         c0, c1 = int(cols.min()), int(cols.max()) + 1
-        r0, r1 = int(rows.min()), int(rows.max()) + 1
         seg0, seg_len = c0 * h, (c1 - c0) * h
         planes = np.empty((nb, seg_len), np.uint8)
         for b in range(nb):
             planes[b] = self._plane(self.runs[8 * b:8 * b + 8], seg0, seg_len)
-        # (nb, cols, h) column-major runs -> rows of interest, rows first, then the two gathers
-        sub = np.ascontiguousarray(planes.reshape(nb, c1 - c0, h)[:, :, r0:r1].transpose(0, 2, 1))
-        out = np.take(np.take(sub, rows - r0, axis=1), cols - c0, axis=2)
+        # planes are column-major (nb, cols, h): one gather with the flat index of every output pixel
+        flat = (cols - c0)[None, :] * h + rows[:, None]
+        out = np.take(planes, flat, axis=1)  # (nb, len(rows), len(cols)), C-contiguous
         return out.transpose(1, 2, 0)
 
     @staticmethod
