@@ -114,6 +114,19 @@ def _sp_args(img_root, out, *extra):
             '--scale', '20', '--min-size', '10', *extra]
 
 
+def _procs_with(text):
+    """pids whose command line contains ``text`` (Linux /proc)."""
+    pids = []
+    for pid in os.listdir('/proc'):
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                if text.encode() in f.read():
+                    pids.append(int(pid))
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
 def test_superpixel_store_kill9_resume_and_new_images(tmp_path):
     from skimage.segmentation import felzenszwalb
     from mmseg_ovs.datasets.superpixel_store import SuperpixelStore
@@ -128,8 +141,12 @@ def test_superpixel_store_kill9_resume_and_new_images(tmp_path):
     while time.time() < deadline and (not seg_dir.is_dir() or
                                       len([n for n in os.listdir(seg_dir) if n.endswith('.idx.npy')]) < 3):
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the main process and its pool worker
+    os.kill(proc.pid, signal.SIGKILL)  # the main process only: its pool workers must not outlive it
     proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and _procs_with(str(out)):
+        time.sleep(0.1)
+    assert not _procs_with(str(out)), 'orphaned superpixel workers'
     done_before = len([n for n in os.listdir(seg_dir) if n.endswith('.idx.npy')])
     assert 3 <= done_before < 24, 'the writer must be killed mid-run'
     assert not (out / 'table.npz').exists()
