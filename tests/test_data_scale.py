@@ -334,3 +334,22 @@ def test_mask_bits_numpy_and_torch_agree():
     assert np.array_equal(unpack_masks(packed, 19), m)
     t = unpack_mask_bits(torch.from_numpy(np.ascontiguousarray(packed.transpose(2, 0, 1))), 19)
     assert np.array_equal(t.numpy().transpose(1, 2, 0), m)
+
+
+def test_segclip_recipe_reads_indexes(tmp_path):
+    """configs/segclip_vitb16.py: CC3M + COCO through their sample indexes (ConcatDataset, lazy)."""
+    from mmengine.config import Config
+    from mmseg.registry import DATASETS
+    from mmseg_ovs.datasets.sample_index import write_index
+    _scope()
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/segclip_vitb16.py')).train_dataloader.dataset
+    cc3m, coco = cfg.datasets
+    assert cc3m.ann_file.endswith('.npz') and coco.ann_file.endswith('.npz')
+    write_index(str(tmp_path / 'cc.npz'), dict(img=['00000/a.jpg', '00000/b.jpg'], caption=['x', 'y']))
+    write_index(str(tmp_path / 'co.npz'), dict(img=['train2014/c.jpg'] * 3, caption=['p', 'q', 'r']))
+    cc3m.update(data_root=str(tmp_path), ann_file='cc.npz')
+    coco.update(data_root=str(tmp_path), ann_file='co.npz')
+    ds = DATASETS.build(cfg)
+    assert len(ds) == 5
+    info = ds.get_data_info(4)
+    assert info['caption'] == 'r' and info['img_path'] == osp.join(str(tmp_path), coco.img_dir, 'train2014/c.jpg')
