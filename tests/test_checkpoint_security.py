@@ -308,6 +308,9 @@ def test_encode_decode_round_trip_needs_no_globals(tmp_path):
     for before, after in zip(ckpt['extra'], loaded['extra']):
         assert type(after) is type(before) and np.asarray(after).dtype == np.asarray(before).dtype
         np.testing.assert_array_equal(after, before)
+    legacy = str(tmp_path / 'legacy.pth')  # torch's pre-1.6 (non-zip) format
+    torch.save(encoded, legacy, _use_new_zipfile_serialization=False)
+    assert type(safe_torch_load(legacy)['message_hub']['runtime_info']['eta']) is np.float64
 
 
 def test_encoded_entries_are_validated(tmp_path):

@@ -52,6 +52,12 @@ Paths that read pickles from disk, all through :func:`safe_torch_load`:
   runs no Python pickle code; only ``state_dict()`` is read, the archive's methods are never called;
 * ``tools/export_clip_weights.py``.
 
+URLs (``http(s)://``, ``open-mmlab://``) keep MMEngine's own loaders, i.e. torch's default
+``weights_only=True`` with the process-wide allow-list (to which ``import mmseg_ovs`` adds the same
+entries, no real ``getattr``); nothing in this project downloads checkpoints. The swap of the
+allow-list during a load is process-wide: another thread's ``torch.load`` at that moment sees this
+list instead of its own.
+
 tests/test_checkpoint_security.py checks the hostile cases on these paths and that no code in the
 package, ``tools/`` or ``data_prep/`` calls ``pickle.load(s)``, ``torch.load`` without a literal
 ``weights_only=True`` or ``np.load(allow_pickle=True)``.
