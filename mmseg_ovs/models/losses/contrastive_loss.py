@@ -1,38 +1,18 @@
-"""Symmetric image-text InfoNCE loss, gathered across ranks (CLIP / SegCLIP)."""
-from typing import Tuple
-
-import torch
+"""Symmetric image-text InfoNCE loss, gathered across ranks (CLIP / SegCLIP), via open_clip's ClipLoss."""
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
+from open_clip.loss import ClipLoss
 from torch import Tensor
 
-
-class _AllGatherWithGrad(torch.autograd.Function):
-    """all_gather whose backward sums every rank's gradient and returns the local slice
-    (what ``diffdist.all_gather`` does in the official code). Equal batch per rank."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(out, x.contiguous())
-        ctx.rank, ctx.batch = dist.get_rank(), x.shape[0]
-        return torch.cat(out, dim=0)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        return grad[ctx.rank * ctx.batch:(ctx.rank + 1) * ctx.batch]
+from mmseg_ovs.utils.precision import float32_region
 
 
-def all_gather_with_grad(x: Tensor) -> Tuple[Tensor, int]:
-    """Concatenate ``x`` (B, ...) from all ranks along dim 0; gradients flow back to every
-    rank's local part. Returns the gathered tensor and the local rank (0 if not distributed)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x, 0
-    return _AllGatherWithGrad.apply(x), dist.get_rank()
+def _world() -> tuple:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 @MODELS.register_module()
@@ -41,6 +21,10 @@ class ContrastiveLoss(nn.Module):
 
     ``logits_t2v = s * t_local @ v_all^T``, ``logits_v2t = s * v_local @ t_all^T``,
     labels ``arange(B) + B * rank``; ``loss = (CE(t2v) + CE(v2t)) / 2`` (SegCLIP / CLIP).
+    Computed by ``open_clip.loss.ClipLoss(local_loss=True, gather_with_grad=True)``: the features
+    of all ranks are all-gathered with gradients (``torch.distributed.nn.all_gather``, whose
+    backward sums every rank's gradient into the local slice, as ``diffdist`` in the official
+    SegCLIP code); equal batch per rank. Features, logits and CE are float32 (autocast disabled).
 
     Args:
         gather (bool): all-gather features across ranks under DDP. Default True.
@@ -66,18 +50,14 @@ class ContrastiveLoss(nn.Module):
             image_feats, text_feats: (B, E) un-normalised features of matching pairs.
             logit_scale: the multiplier s (already exp'ed and clamped).
         """
-        v = F.normalize(image_feats, dim=-1)
-        t = F.normalize(text_feats, dim=-1)
-        if self.gather:
-            v_all, rank = all_gather_with_grad(v)
-            t_all, _ = all_gather_with_grad(t)
-        else:
-            v_all, t_all, rank = v, t, 0
-        B = v.shape[0]
-        labels = torch.arange(B, device=v.device) + B * rank
-        logits_t2v = logit_scale * t @ v_all.t()
-        logits_v2t = logit_scale * v @ t_all.t()
-        loss = (F.cross_entropy(logits_t2v, labels) + F.cross_entropy(logits_v2t, labels)) / 2
+        with float32_region(image_feats.device.type):  # logits at scale 100: fp32 under autocast
+            v = F.normalize(image_feats.float(), dim=-1)
+            t = F.normalize(text_feats.float(), dim=-1)
+            rank, world = _world() if self.gather else (0, 1)
+            clip_loss = ClipLoss(local_loss=True, gather_with_grad=True, rank=rank, world_size=world)
+            logits_v2t, logits_t2v = clip_loss.get_logits(v, t, logit_scale)
+            labels = clip_loss.get_ground_truth(v.device, logits_v2t.shape[0])
+            loss = (F.cross_entropy(logits_t2v, labels) + F.cross_entropy(logits_v2t, labels)) / 2
         loss = self.loss_weight * loss
         if return_logits:
             return loss, dict(logits_t2v=logits_t2v, logits_v2t=logits_v2t, labels=labels)

@@ -10,6 +10,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
+from mmseg_ovs.utils.precision import float32_region
+
 from mmseg_ovs.datasets.class_names import Vocabulary
 from .base_ovs_segmentor import BaseOVSSegmentor
 from ..utils import SegCLIPReconstruction, freeze_by_patterns, random_masking
@@ -267,7 +269,12 @@ class SegCLIP(BaseOVSSegmentor):
 
         Args:
             region: (B, L, E), image: (B, E) features; text: (C, E) normalised.
+        Computed in float32 (autocast disabled): softmaxes of logits at scale 100 and a top-k.
         """
+        with float32_region(region.device.type):
+            return self._group_class_scores(region.float(), image.float(), text.float())
+
+    def _group_class_scores(self, region: Tensor, image: Tensor, text: Tensor):
         s = self.logit_scale
         region = F.normalize(region, dim=-1)
         image = F.normalize(image, dim=-1)
@@ -275,8 +282,7 @@ class SegCLIP(BaseOVSSegmentor):
         pre = affinity.softmax(-1)
         img_prob = (s * image @ text.t()).softmax(-1)  # (B, C)
         k = min(self.topk, text.shape[0])
-        keep = torch.zeros_like(img_prob, dtype=torch.bool).scatter_(
-            1, img_prob.topk(k, dim=-1).indices, True)
+        keep = torch.zeros_like(img_prob).scatter(1, img_prob.topk(k, dim=-1).indices, 1.) > 0
         masked = affinity.masked_fill(~keep[:, None], float('-inf')).softmax(-1)
         return dict(pre_affinity_softmax=pre, image_class_softmax=img_prob,
                     masked_affinity_softmax=masked, group_class_scores=masked * pre)

@@ -14,6 +14,7 @@ import open_clip
 from mmseg_ovs.datasets.class_names import Vocabulary, parse_vocabulary
 from mmseg_ovs.models.clip.builder import build_open_clip, load_clip_weights_into
 from mmseg_ovs.models.clip.templates import get_templates
+from mmseg_ovs.utils.precision import float32_region
 
 __all__ = ['OpenCLIPTextEncoder']
 
@@ -97,7 +98,8 @@ class OpenCLIPTextEncoder(BaseModule):
         self._cache_valid = False
 
     def train(self, mode: bool = True):
-        self.invalidate_cache()
+        if mode:  # weights may change while training; eval() keeps a cache computed in eval mode
+            self.invalidate_cache()
         return super().train(mode)
 
     # ------------------------------------------------------------------ tokens and features
@@ -183,10 +185,11 @@ class OpenCLIPTextEncoder(BaseModule):
         names = [n for syn in classes for n in syn]
         texts = [t.format(n) for n in names for t in self.templates]
         tokens = self.tokenize(texts)
-        if self.cache_dtype == 'float16':
-            feats = self._encode_tokens_fp16(tokens)
-        else:
-            feats = self.encode_tokens(tokens)
+        with float32_region(tokens.device.type):  # the cache is never computed under autocast
+            if self.cache_dtype == 'float16':
+                feats = self._encode_tokens_fp16(tokens)
+            else:
+                feats = self.encode_tokens(tokens)
         feats = feats.float().view(len(names), len(self.templates), -1)
         if self.template_reduce == 'normalized':
             feats = F.normalize(feats, dim=-1)
