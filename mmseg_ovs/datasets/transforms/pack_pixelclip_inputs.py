@@ -23,8 +23,13 @@ class PackPixelCLIPInputs(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         views = [results['img']] + ([results['img_strong']] if 'img_strong' in results else [])
-        img = np.concatenate([v if v.ndim == 3 else v[..., None] for v in views], axis=2)
-        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        views = [v if v.ndim == 3 else v[..., None] for v in views]
+        img = np.empty((sum(v.shape[2] for v in views),) + views[0].shape[:2], dtype=views[0].dtype)
+        c = 0
+        for v in views:  # channels-first in one copy per view
+            img[c:c + v.shape[2]] = v.transpose(2, 0, 1)
+            c += v.shape[2]
+        inputs = torch.from_numpy(img)
         sample = SegDataSample()
         if 'unlabeled_masks' in results:
             planes = np.ascontiguousarray(results['unlabeled_masks'].transpose(2, 0, 1))
