@@ -353,3 +353,26 @@ def test_segclip_recipe_reads_indexes(tmp_path):
     assert len(ds) == 5
     info = ds.get_data_info(4)
     assert info['caption'] == 'r' and info['img_path'] == osp.join(str(tmp_path), coco.img_dir, 'train2014/c.jpg')
+
+
+def test_build_index_sa1b_and_coco(tmp_path):
+    from data_prep.build_index import main
+    from mmseg_ovs.datasets.sample_index import SampleIndex
+    rng = np.random.default_rng(0)
+    _sa1b_tree(tmp_path / 'sa1b', [(20, 30), (30, 20)], 3, rng)
+    (tmp_path / 'sa1b' / 'images' / 'sub').mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'sa1b' / 'images' / 'sub' / 'nomask.jpg')
+    n, skipped = main(['sa1b', str(tmp_path / 'sa1b'), str(tmp_path / 'sa1b.npz'), '--count-masks', '--workers', '1'])
+    idx = SampleIndex(str(tmp_path / 'sa1b.npz'))
+    assert n == 2 and len(skipped) == 1 and 'sub/nomask.jpg' in skipped[0]
+    assert idx.str('img', 1) == 'images/1.jpg' and idx.str('mask', 1) == 'annotations/1.json'
+    assert list(np.asarray(idx._arrays['num_masks'])) == [3, 3]
+    ann = dict(images=[dict(filepath='train2014', filename='a.jpg', split='train',
+                            sentences=[dict(raw='one'), dict(raw=' two ')]),
+                       dict(filepath='val2014', filename='b.jpg', split='restval', sentences=[dict(raw='x')])])
+    (tmp_path / 'coco').mkdir()
+    (tmp_path / 'coco' / 'k.json').write_text(json.dumps(ann))
+    n, _ = main(['coco', str(tmp_path / 'coco'), str(tmp_path / 'coco.npz'), '--karpathy', 'k.json'])
+    idx = SampleIndex(str(tmp_path / 'coco.npz'))
+    assert n == 2 and [idx.str('caption', i) for i in range(2)] == ['one', 'two']
+    assert idx.str('img', 0) == 'train2014/a.jpg'
