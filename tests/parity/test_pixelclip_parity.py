@@ -202,7 +202,8 @@ def test_dense_vit(path):
         with torch.no_grad():
             dense, inter = enc.dense_features(fx['inputs']['image_normalized'], return_intermediates=True)
             from mmseg_ovs.models.clip.pos_embed import interpolate_pos_embed
-            check('pos_embed_used', interpolate_pos_embed(enc.visual.positional_embedding, (20, 20)),
+            grid = enc.grid_size(fx['inputs']['image_normalized'])  # 20x20 in the shipped fixture
+            check('pos_embed_used', interpolate_pos_embed(enc.visual.positional_embedding, grid),
                   expected(o, 'pos_embed_used'))
         check('tokens_after_ln_pre', inter['tokens_after_ln_pre'], expected(o, 'tokens_after_ln_pre'))
         for i, (a, e) in enumerate(zip(inter['block_outputs'], expected(o, 'block_outputs') or [])):
@@ -270,8 +271,9 @@ def test_inference(path):
         check('classifier', te(), expected(out, 'classifier'))
     # test resize: mmseg Resize, PIL bilinear (short side 640, long side <= 2560)
     from mmseg.registry import TRANSFORMS
-    resize = TRANSFORMS.build(dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow',
-                                   interpolation='bilinear'))
+    tr = inp.get('test_resize', {})
+    resize = TRANSFORMS.build(dict(type='Resize', scale=(tr.get('max_size', 2560), tr.get('short_edge', 640)),
+                                   keep_ratio=True, backend='pillow', interpolation='bilinear'))
     img = inp['image_uint8_hwc'].numpy()
     res = resize(dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
     check_exact('resized_uint8_hwc', torch.from_numpy(res['img']), expected(out, 'resized_uint8_hwc'))
