@@ -1,5 +1,6 @@
 """OVSInferencer: free-vocabulary inference on top of mmseg's MMSegInferencer."""
 import colorsys
+import os.path as osp
 from typing import List, Optional
 
 import numpy as np
@@ -7,7 +8,45 @@ from mmseg.apis import MMSegInferencer
 
 from mmseg_ovs.datasets.class_names import Vocabulary
 
-__all__ = ['OVSInferencer', 'make_palette']
+__all__ = ['OVSInferencer', 'make_palette', 'check_inference_inputs']
+
+
+def check_inference_inputs(inputs, num_classes: int, max_logit_bytes: int) -> None:
+    """Refuse, naming the input, what would give a silent wrong result or exhaust memory: a missing,
+    empty or undecodable file; an array that is not (H, W) / (H, W, 3) uint8 BGR (e.g. RGBA or 16-bit);
+    an image whose (num_classes, H, W) float32 logits would exceed ``max_logit_bytes`` (checked from
+    the file header, before decoding)."""
+    from PIL import Image
+
+    items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            name = repr(item)
+            if not osp.isfile(item):
+                raise FileNotFoundError(f'image not found: {item!r}')
+            if osp.getsize(item) == 0:
+                raise ValueError(f'image {item!r} is empty (0 bytes)')
+            try:
+                with Image.open(item) as im:
+                    w, h = im.size
+            except Exception as err:  # noqa: BLE001  (PIL raises several types)
+                raise ValueError(f'cannot read image {item!r}: {err}') from err
+        elif isinstance(item, np.ndarray):
+            name = f'input {i} (array of shape {item.shape}, {item.dtype})'
+            if not (item.ndim == 2 or (item.ndim == 3 and item.shape[2] == 3)):
+                raise ValueError(f'{name}: expected an (H, W) or (H, W, 3) BGR image'
+                                 + ('; drop the alpha channel with [..., :3]' if item.ndim == 3 and item.shape[2] == 4
+                                    else ''))
+            if item.dtype != np.uint8:
+                raise ValueError(f'{name}: expected uint8 (0-255) pixels; scale {item.dtype} images to 8 bits first')
+            h, w = item.shape[:2]
+        else:
+            continue
+        need = 4 * int(num_classes) * int(h) * int(w)
+        if need > max_logit_bytes:
+            raise ValueError(f'{name} is {h}x{w}: its {num_classes}-class float32 logits would need '
+                             f'{need / 2**30:.1f} GiB (> max_logit_bytes={max_logit_bytes / 2**30:.1f} GiB); '
+                             'downscale the image or raise OVSInferencer.max_logit_bytes')
 
 
 def make_palette(num_classes: int, background_first: bool = False) -> List[List[int]]:
@@ -46,6 +85,10 @@ class OVSInferencer(MMSegInferencer):
         label_maps = inferencer(['a.png', 'b.png'], batch_size=2)['predictions']
         label_maps = inferencer(image_array, vocabulary=['background', 'ring'])['predictions']
     """
+
+    #: largest (num_classes, H, W) float32 logit map an input may need (bounded memory; larger inputs
+    #: are refused by :func:`check_inference_inputs`)
+    max_logit_bytes = 8 * 2**30
 
     def __init__(self,
                  config: str,
@@ -90,6 +133,7 @@ class OVSInferencer(MMSegInferencer):
         """
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
+        check_inference_inputs(inputs, len(getattr(self, 'vocabulary', None) or []) or 1, self.max_logit_bytes)
         return super().__call__(inputs, batch_size=batch_size or self.batch_size, **kwargs)
 
     @staticmethod
