@@ -287,3 +287,39 @@ def test_tta_through_seg_tta_model(protocol, method, toy_checkpoints):
     assert torch.equal(merged.pred_sem_seg.data.squeeze(0), ref)
     # a flipped view is flipped back: its prediction matches the unflipped view's up to resampling
     assert data['data_samples'][1].flip and not data['data_samples'][0].flip
+
+
+# ------------------------------------------------------------------------------ tools/test.py
+@pytest.fixture(scope='module')
+def mixed_size_split(tmp_path_factory):
+    """A labeled split of images of different sizes (toy layout: val/images, val/labels)."""
+    root = tmp_path_factory.mktemp('mixed')
+    rng = np.random.default_rng(1)
+    for sub in ('images', 'labels'):
+        (root / 'val' / sub).mkdir(parents=True)
+    for i, (h, w) in enumerate([(40, 60), (64, 64), (50, 30), (33, 47), (64, 40)]):
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / 'val' / 'images' / f'{i}.png')
+        Image.fromarray(rng.integers(0, 7, (h, w), dtype=np.uint8)).save(root / 'val' / 'labels' / f'{i}.png')
+    return str(root)
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_tools_test_mixed_size_batches_equal_batch_size_one(method, toy_checkpoints, mixed_size_split,
+                                                           tmp_path, monkeypatch, capsys):
+    """tools/test.py with batch size 3 on images of different sizes writes exactly the label maps
+    of batch size 1."""
+    ckpts, _ = toy_checkpoints
+    cfg, ckpt = ckpts[method]
+    monkeypatch.syspath_prepend(osp.join(ROOT, 'tools'))
+    outs = {}
+    for bs in (1, 3):
+        out = tmp_path / f'bs{bs}'
+        monkeypatch.setattr(sys, 'argv', [
+            'test.py', cfg, ckpt, '--work-dir', str(tmp_path / f'wd{bs}'), '--out', str(out), '--cfg-options',
+            f'test_dataloader.batch_size={bs}', f'test_dataloader.dataset.data_root={mixed_size_split}'])
+        runpy.run_path(osp.join(ROOT, 'tools/test.py'), run_name='__main__')
+        outs[bs] = {p: np.asarray(Image.open(out / p)) for p in sorted(f.name for f in out.iterdir())}
+    assert len(outs[1]) == 5 and outs[1].keys() == outs[3].keys()
+    for name, label in outs[1].items():
+        assert np.array_equal(label, outs[3][name]), name
+    assert {v.shape for v in outs[3].values()} == {(40, 60), (64, 64), (50, 30), (33, 47), (64, 40)}
