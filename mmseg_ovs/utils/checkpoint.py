@@ -100,7 +100,7 @@ def checkpoint_getattr(obj: Any, name: Any, *default: Any) -> Callable:
         return HistoryBuffer.__dict__[name]  # the plain function, as HistoryBuffer.min is
     what = obj.__name__ if obj is HistoryBuffer else f'an object of type {type(obj).__name__}'
     raise pickle.UnpicklingError(
-        f'getattr({what}, {name!r}) is not allowed in a checkpoint: the allow-listed builtins.getattr '
+        f'getattr({what}, {repr(name)[:80]}) is not allowed in a checkpoint: the allow-listed builtins.getattr '
         f'only returns HistoryBuffer.{{{",".join(HISTORY_BUFFER_STATISTICS)}}}')
 
 
