@@ -51,8 +51,11 @@ def write_index(path: str, strings: Dict[str, Sequence[str]], ints: Dict[str, Se
     meta = dict(num_rows=n, strings=list(strings), ints=list(ints), info=info or {})
     arrays['__meta__'] = np.frombuffer(json.dumps(meta).encode('utf-8'), dtype=np.uint8)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp.npz'
-    np.savez(tmp, **arrays)  # uncompressed: members stay memory-mappable
+    tmp = path + '.tmp'
+    with open(tmp, 'wb') as f:
+        np.savez(f, **arrays)  # uncompressed: members stay memory-mappable
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
     return n
 

@@ -133,9 +133,11 @@ def build_table(root: str) -> int:
     buckets = np.append(buckets, len(table))
     seg_json = np.frombuffer(json.dumps(names).encode('utf-8'), np.uint8)
     path = osp.join(root, 'table.npz')
-    np.savez(path + '.tmp.npz', entries=table, buckets=buckets, segments=seg_json,
-             bits=np.array([bits], np.int64))
-    os.replace(path + '.tmp.npz', path)
+    with open(path + '.tmp', 'wb') as f:
+        np.savez(f, entries=table, buckets=buckets, segments=seg_json, bits=np.array([bits], np.int64))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + '.tmp', path)
     return len(table)
 
 
