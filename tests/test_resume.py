@@ -10,12 +10,14 @@ import json
 import os
 import os.path as osp
 import shutil
+import signal
 import sys
+import time
 
 import pytest
 import torch
 
-from tests._kill_utils import kill_when, start, wait_session_empty
+from tests._kill_utils import start, wait_session_empty
 from tests.utils import ROOT, run_tool
 
 sys.path.insert(0, osp.join(ROOT, 'tools'))
@@ -76,22 +78,42 @@ def _max_abs(a: dict, b: dict) -> float:
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory, toy_with_superpixels):
-    """Per method: the uninterrupted work dir, and the killed-then-resumed one with its resume step."""
+    """Per method: the uninterrupted work dir, and the killed-then-resumed one with its resume step.
+    The four first runs go in parallel, then the two resumes (the runs are mostly start-up)."""
+    import subprocess
     data = toy_with_superpixels
-    out = {}
+    out, straight, killed = {}, {}, {}
     for method in METHODS:
         base = tmp_path_factory.mktemp(method)
-        straight, killed = str(base / 'straight'), str(base / 'killed')
-        run_tool(_train_cmd(method, straight, data))
-        log = str(base / 'killed.log')
-        proc = start(_train_cmd(method, killed, data), log)
-        # SIGKILL as soon as the first checkpoint is recorded: the run is then between checkpoints
-        kill_when(proc, lambda: osp.isfile(osp.join(killed, 'last_checkpoint')), log_path=log)
-        orphan_s = wait_session_empty(proc.pid, timeout=15)  # its dataloader workers die with it
-        resumed = run_tool(_train_cmd(method, killed, data, '--resume'))
-        text = resumed.stdout + resumed.stderr
-        step = int(text.split('resumed epoch: 0, iter: ')[1].split()[0])
-        out[method] = dict(straight=straight, killed=killed, step=step, orphan_s=orphan_s, log=text)
+        out[method] = dict(straight=str(base / 'straight'), killed=str(base / 'killed'), base=base)
+        straight[method] = start(_train_cmd(method, out[method]['straight'], data), str(base / 'straight.log'))
+        killed[method] = start(_train_cmd(method, out[method]['killed'], data), str(base / 'killed.log'))
+    # SIGKILL each as soon as its first checkpoint is recorded: the run is then between checkpoints
+    pending, deadline = set(METHODS), time.time() + 600
+    while pending:
+        for method in list(pending):
+            r, proc = out[method], killed[method]
+            assert proc.poll() is None, open(r['base'] / 'killed.log').read()[-4000:]
+            if osp.isfile(osp.join(r['killed'], 'last_checkpoint')):
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                pending.discard(method)
+        assert time.time() < deadline
+        time.sleep(0.01)
+    for method in METHODS:
+        out[method]['orphan_s'] = wait_session_empty(killed[method].pid, timeout=15)  # workers died with it
+    resumed = {m: start(_train_cmd(m, out[m]['killed'], data, '--resume'), str(out[m]['base'] / 'resumed.log'))
+               for m in METHODS}
+    for method in METHODS:
+        for proc, name in ((straight[method], 'straight'), (resumed[method], 'resumed')):
+            try:
+                proc.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            text = open(out[method]['base'] / f'{name}.log').read()
+            assert proc.returncode == 0, text[-4000:]
+        out[method]['log'] = text
+        out[method]['step'] = int(text.split('resumed epoch: 0, iter: ')[1].split()[0])
     return out
 
 
