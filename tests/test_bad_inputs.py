@@ -509,7 +509,7 @@ ROWS = [
     Row('corrupt caption annotation file', corrupt_caption_annotation, 'error',
         r'dataset_coco\.json is not a Karpathy dataset_coco\.json'),
 ]
-INFERENCE_ROWS = {truncated.__name__ for truncated in (
+INFERENCE_ROWS = {fn.__name__ for fn in (
     rgba_array_at_inference, sixteen_bit_array_at_inference, zero_byte_image_at_inference,
     one_pixel_image_at_inference, very_large_image_at_inference, unicode_and_spaces_in_paths,
     empty_vocabulary, duplicate_vocabulary, one_class_vocabulary)}
