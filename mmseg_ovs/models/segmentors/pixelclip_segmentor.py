@@ -9,18 +9,12 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from mmseg_ovs.datasets.class_names import Vocabulary
+from mmseg_ovs.utils.mask_bits import unpack_mask_bits  # noqa: F401 (also re-exported)
 from .base_ovs_segmentor import BaseOVSSegmentor
 from ..utils.momentum_teacher import momentum_update_
 
 CLIP_MEAN = (122.7709383, 116.7460125, 104.09373615)
 CLIP_STD = (68.5005327, 66.6321579, 70.3231630)
-
-
-def unpack_mask_bits(packed: Tensor, num: int) -> Tensor:
-    """(ceil(n/8), H, W) uint8 little-endian bit planes -> (n, H, W) bool, on packed's device."""
-    shifts = torch.arange(8, device=packed.device, dtype=torch.uint8).view(1, 8, 1, 1)
-    bits = (packed.unsqueeze(1) >> shifts) & 1
-    return bits.reshape(-1, *packed.shape[-2:])[:num].bool()
 
 
 @MODELS.register_module()
