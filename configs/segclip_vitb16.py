@@ -113,9 +113,15 @@ custom_keys.update({b + n: dict(lr_mult=lower_lr_mult, decay_mult=0.)
                     for b in _stage1 + _text_blocks for n in _bias_names})
 custom_keys['text_encoder.ln_final.bias'] = dict(lr_mult=lower_lr_mult, decay_mult=0.)
 custom_keys['bias'] = dict(decay_mult=0.)
+# fused AdamW (one kernel per parameter group; CPU and CUDA) on parameter groups merged by setting:
+# every parameter keeps the lr / weight decay the custom keys give it (tests/test_fast_step.py).
+# tools/train.py --amp turns this into mmengine's AmpOptimWrapper with `amp_dtype` (None: bfloat16
+# where the GPU supports it, else float16); the official SegCLIP trains in fp32.
+amp_dtype = None
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=base_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
+    constructor='MergedGroupsOptimWrapperConstructor',
+    optimizer=dict(type='AdamW', lr=base_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05, fused=True),
     clip_grad=dict(max_norm=1.0, norm_type=2),
     paramwise_cfg=dict(custom_keys=custom_keys))
 max_epochs = 10

@@ -36,7 +36,20 @@ def load_config(path: str, cfg_options=None, work_dir=None, launcher: str = 'non
             cfg.model_wrapper_cfg = dict(type='DeviceAwareDistributedDataParallel', broadcast_buffers=False,
                                          find_unused_parameters=cfg.get('find_unused_parameters', False))
     add_weights_only_checkpoint_hook(cfg)
+    add_compile_hook(cfg)
     return cfg
+
+
+def add_compile_hook(cfg: Config) -> None:
+    """``compile_image_towers`` (config key; False by default, True or a dict of ``torch.compile``
+    kwargs) -> ``CompileImageTowersHook`` in ``custom_hooks`` (mmseg_ovs/engine/compile_towers_hook.py)."""
+    setting = cfg.get('compile_image_towers', False)
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not setting or any(isinstance(h, dict) and str(h.get('type')).endswith('CompileImageTowersHook')
+                          for h in hooks):
+        return
+    hooks.append(dict(type='CompileImageTowersHook', enabled=setting))
+    cfg.custom_hooks = hooks
 
 
 DEFAULT_COLLECTIVE_TIMEOUT_S = 1800

@@ -22,7 +22,8 @@ def parse_args():
     parser.add_argument('--allow-fresh-start', action='store_true',
                         help='with --resume: start from iteration 0 when the work dir holds no checkpoint '
                         '(without it, that is an error)')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision training')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (AmpOptimWrapper, dtype from amp_dtype: bf16 where supported); GPU only')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. optim_wrapper.optimizer.lr=1e-4')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -67,19 +68,12 @@ def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     if args.amp:
-        import torch
-        if not torch.cuda.is_available():
-            raise SystemExit('--amp needs a GPU: mmengine\'s AmpOptimWrapper supports CUDA/NPU/MLU/MUSA '
-                             'only; train without --amp on CPU')
-        optim_wrapper = cfg.optim_wrapper.type
-        if optim_wrapper == 'AmpOptimWrapper':
+        # AmpOptimWrapper with the config's amp_dtype (bf16 where supported); clear refusal on CPU
+        from mmseg_ovs.engine.amp import enable_amp
+        if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
             print_log('AMP training is already enabled in your config.', logger='current',
                       level=logging.WARNING)
-        else:
-            assert optim_wrapper == 'OptimWrapper', (
-                f'`--amp` is only supported when the optimizer wrapper is `OptimWrapper`, not {optim_wrapper}')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        enable_amp(cfg)
     if args.resume is not None:
         checkpoint = resolve_resume(args.resume, cfg.work_dir, args.allow_fresh_start)
         cfg.resume = checkpoint is not None

@@ -15,3 +15,6 @@ log_level = 'INFO'
 load_from = None
 resume = False
 tta_model = dict(type='SegTTAModel')
+# torch.compile of the image towers' blocks (tools/train.py, tools/test.py: --cfg-options
+# compile_image_towers=True, or a dict of torch.compile kwargs); off until measured on a GPU
+compile_image_towers = False

@@ -2,9 +2,14 @@
 # global grad-norm clip 0.01, cosine 1.0x -> 0.5x over 10k iterations, no warm-up.
 # (default_scope / custom_imports are set by the leaf configs: mmengine forbids duplicate keys among bases.)
 
+# fused AdamW on parameter groups merged by setting (same per-parameter lr / decay as mmengine's
+# default constructor). tools/train.py --amp -> AmpOptimWrapper with `amp_dtype` (None: bfloat16 where
+# supported, else float16); the official PixelCLIP trains in fp32 with TF32 matmuls.
+amp_dtype = None
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-4),
+    constructor='MergedGroupsOptimWrapperConstructor',
+    optimizer=dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-4, fused=True),
     clip_grad=dict(max_norm=0.01, norm_type=2),
     paramwise_cfg=dict(
         norm_decay_mult=0.0,

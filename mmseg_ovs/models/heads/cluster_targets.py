@@ -3,12 +3,16 @@
 Batched over all masks of the batch (no per-mask Python loop). Masks are kept separate, so
 overlapping masks pool their shared pixels independently and may make a pixel positive for
 several clusters, exactly as the official code.
+
+Precision: everything here runs in float32 with autocast disabled (mask pooling, cosine logits,
+Sinkhorn, argmax), whatever the dtype of the teacher features.
 """
 from typing import List, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from mmseg_ovs.utils.precision import float32_region
 from .sinkhorn import distributed_sinkhorn
 
 
@@ -47,7 +51,7 @@ def build_cluster_targets(teacher_feat: torch.Tensor,
     k = cluster_embeddings.shape[0]
     H, W = mask_res
     device = teacher_feat.device
-    with torch.no_grad():
+    with torch.no_grad(), float32_region(device.type):
         feats = F.interpolate(teacher_feat.float(), size=tuple(mask_res), mode='bilinear',
                               align_corners=False)  # (B, C, H, W)
         feats_flat = feats.flatten(2).transpose(1, 2)  # (B, HW, C)

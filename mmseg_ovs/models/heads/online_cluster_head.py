@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
+from mmseg_ovs.utils.precision import float32_region
 from .cluster_targets import build_cluster_targets
 
 PLACEHOLDER = '{}'
@@ -25,6 +26,9 @@ class OnlineClusterHead(BaseModule):
        per-cluster union of the assigned masks (B, k, 256, 256) (:func:`build_cluster_targets`);
     3. cost volume cos(student, e) (B*k, 1, h, w), b-major -> decoder -> bilinear 256 ->
        sigmoid BCE averaged over (pixels covered by >= 1 kept mask) x k.
+
+    Mixed precision: the prompted text tower and the decoder convolutions follow autocast; the
+    cosine cost volume, the cluster targets (pooling, Sinkhorn) and the BCE run in float32.
 
     Args:
         num_clusters (int): k (64).
@@ -128,9 +132,10 @@ class OnlineClusterHead(BaseModule):
             ``mask_preds`` (B, k, *mask_resolution).
         """
         B = student_feat.shape[0]
-        feat = F.normalize(student_feat, dim=-1)
-        emb = F.normalize(cluster_emb, dim=-1)
-        cost = torch.einsum('nc,bhwc->bnhw', emb, feat)
+        with float32_region(student_feat.device.type):  # cosines in fp32 (autocast: decoder only)
+            feat = F.normalize(student_feat.float(), dim=-1)
+            emb = F.normalize(cluster_emb.float(), dim=-1)
+            cost = torch.einsum('nc,bhwc->bnhw', emb, feat)
         cost = cost.reshape(-1, *cost.shape[2:])
         head_out = self.decoder(cost.unsqueeze(1))
         preds = F.interpolate(head_out, size=self.mask_resolution, mode='bilinear', align_corners=False)
@@ -142,14 +147,15 @@ class OnlineClusterHead(BaseModule):
         """Sigmoid BCE averaged over valid pixels x k; valid = covered by >= 1 target.
 
         Returns (loss, valid). With no valid pixel the loss is ``0 * preds.sum()`` (finite, keeps the
-        graph for DDP) instead of the official NaN/crash.
+        graph for DDP) instead of the official NaN/crash. Computed in float32 (autocast disabled).
         """
         valid = targets.sum(dim=1) > 0  # (B, H, W)
         n_valid = valid.sum()
         if int(n_valid) == 0:
-            return mask_preds.sum() * 0.0, valid
-        bce = F.binary_cross_entropy_with_logits(mask_preds, targets, reduction='none')
-        loss = (bce * valid.unsqueeze(1)).sum() / (n_valid * mask_preds.shape[1])
+            return mask_preds.float().sum() * 0.0, valid
+        with float32_region(mask_preds.device.type):
+            bce = F.binary_cross_entropy_with_logits(mask_preds.float(), targets.float(), reduction='none')
+            loss = (bce * valid.unsqueeze(1)).sum() / (n_valid * mask_preds.shape[1])
         return loss, valid
 
     def loss(self, student_feat: torch.Tensor, teacher_feat: torch.Tensor, masks: List[torch.Tensor],

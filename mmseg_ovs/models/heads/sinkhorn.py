@@ -8,6 +8,8 @@ at EPS = 100 the two give different assignments), 3 iterations, and under DDP on
 import torch
 import torch.distributed as dist
 
+from mmseg_ovs.utils.precision import float32_region
+
 
 def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -25,9 +27,14 @@ def distributed_sinkhorn(logits: torch.Tensor, n_iters: int = 3) -> torch.Tensor
         n_iters (int): Sinkhorn iterations (official: 3).
 
     Returns:
-        Tensor: (N, k) float32 assignment, rows sum to 1 (argmax = hard assignment).
+        Tensor: (N, k) float32 assignment, rows sum to 1 (argmax = hard assignment). Always computed
+        in float32 with autocast disabled.
     """
-    logits = logits.float()
+    with float32_region(logits.device.type):
+        return _sinkhorn(logits.float(), n_iters)
+
+
+def _sinkhorn(logits: torch.Tensor, n_iters: int) -> torch.Tensor:
     n_local, k = logits.shape
     q = torch.softmax(logits, dim=1).t()  # (k, N)
     total = _all_reduce_sum(q.sum().reshape(1))  # = number of masks on all ranks

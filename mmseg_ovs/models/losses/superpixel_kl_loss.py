@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from mmseg_ovs.utils.precision import float32_region
 from mmseg_ovs.datasets.superpixel_labels import superpixel_patch_labels  # noqa: F401 (moved; re-exported)
 
 from ..necks.semantic_group_neck import hard_gumbel_assign
@@ -45,6 +46,8 @@ class SuperpixelKLLoss(nn.Module):
     seg_label)`` with logits (B, K, H, W) and region ids (B, H, W), it takes the hard
     Gumbel-softmax over K (training) or the hard argmax (eval) as M.
 
+    Precision: computed in float32 with autocast disabled (region means, log-softmax, KL).
+
     Args:
         input_type (str): 'logits' (pred = assignment logits, the hard Gumbel assignment
             is taken here) or 'assign' (pred = an assignment already). Default 'assign'.
@@ -76,6 +79,11 @@ class SuperpixelKLLoss(nn.Module):
             ignore_index: tokens with this id are left out (normaliser counts the rest).
             gumbel_noise: injected Gumbel noise like ``pred`` (``input_type='logits'``).
         """
+        with float32_region(pred.device.type):
+            return self._forward(pred.float(), target, ignore_index,
+                                 None if gumbel_noise is None else gumbel_noise.float(), return_parts)
+
+    def _forward(self, pred, target, ignore_index, gumbel_noise, return_parts):
         B, L = pred.shape[:2]
         if self.input_type == 'logits':
             pred, _ = hard_gumbel_assign(pred, self.tau, 1, self.training, gumbel_noise)

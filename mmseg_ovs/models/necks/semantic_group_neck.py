@@ -3,6 +3,11 @@
 Reference: SegCLIP (Luo et al., ICML 2023), ``SemanticLearnerModule`` of ArrowLuo/SegCLIP.
 Parameter names follow the official checkpoint (``clip.visual.transformer.semantic_layer2.*``)
 so that conversion is a pure prefix rename.
+
+Mixed precision: the cross-attention blocks, the V projection and ``proj_o`` follow autocast; the
+assignment path -- ``cross_ln``, the K projection and ``k_ln``, the logits ``A = C K^T``, the (Gumbel)
+softmax and its argmax -- runs in float32 (near ties decide the hard assignment), so ``hard_assign`` /
+``soft_assign`` / ``assign_logits`` are float32.
 """
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence, Tuple, Union
@@ -13,6 +18,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg_ovs.utils.precision import float32_region
 
 
 class QuickGELU(nn.Module):
@@ -245,12 +252,14 @@ class SemanticGroupNeck(BaseModule):
             q = blk(q, torch.cat([q, h], dim=1))
             if return_intermediates:
                 inter[f'centres_after_cross_attn_block{i}'] = q
-        q = self.cross_ln(q)
-        k = self.k_ln(self.k_conv(h_norm))
         v = self.v_conv(h_norm)
-        logits = q @ k.transpose(1, 2)  # (B, L, N), no 1/sqrt(d)
-        hard, _ = hard_gumbel_assign(logits, self.tau, 1, self.training, gumbel_noise)
-        soft = logits.softmax(1)
+        with float32_region(h.device.type):  # the assignment decides near ties: fp32
+            q = self.cross_ln(q.float())
+            k = self.k_ln(self.k_conv(h_norm.float()))
+            logits = q @ k.transpose(1, 2)  # (B, L, N), no 1/sqrt(d)
+            noise = None if gumbel_noise is None else gumbel_noise.float()
+            hard, _ = hard_gumbel_assign(logits, self.tau, 1, self.training, noise)
+            soft = logits.softmax(1)
         pooled = (hard @ v) / hard.sum(-1, keepdim=True).clamp_min(1.0)
         out = self.proj_o(q + pooled)
         if self.output_map:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from mmseg_ovs.datasets.class_names import Vocabulary
 from mmseg_ovs.utils.mask_bits import unpack_mask_bits  # noqa: F401 (also re-exported)
+from mmseg_ovs.utils.precision import float32_region
 from .base_ovs_segmentor import BaseOVSSegmentor
 from ..utils.momentum_teacher import momentum_update_
 
@@ -25,6 +26,8 @@ class PixelCLIPSegmentor(BaseOVSSegmentor):
     ``clip_resolution``; the teacher is EMA-updated (gamma 0.999, multiply-then-add, bit-exact with
     the official code) *before* it encodes the weak view; :class:`OnlineClusterHead` clusters the
     unlabeled masks on teacher features and trains the student + prompts + decoder with sigmoid BCE.
+    Under autocast the towers and the decoder run in the autocast dtype; the EMA update acts on the
+    float32 parameters, and cluster targets, BCE and the test-time cosine logits are float32.
 
     Inference (``predict``, :class:`BaseOVSSegmentor`) is plain dense CLIP: squash to
     ``clip_resolution`` (aspect not kept; ``test_cfg`` default ``mode='squash'``), dense features
@@ -118,6 +121,13 @@ class PixelCLIPSegmentor(BaseOVSSegmentor):
         self.sync_teacher()
         self.decode_head.init_prompts(self.text_encoder)
 
+    def train(self, mode: bool = True):
+        """The frozen EMA teacher always stays in eval mode (CLIP has no dropout/BN, so only the
+        speed differs: ``nn.MultiheadAttention`` takes its fused inference path)."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
     @torch.no_grad()
     def sync_teacher(self) -> None:
         torch._foreach_copy_(list(self.teacher.parameters()), list(self.backbone.parameters()))
@@ -188,6 +198,7 @@ class PixelCLIPSegmentor(BaseOVSSegmentor):
         """Normalised (squashed) images -> cosine logits (B, num_classes, *feature_size)."""
         feat = self.backbone.dense_features(inputs)
         feat = F.interpolate(feat, size=self.feature_size, mode='bilinear', align_corners=False)
-        feat = F.normalize(feat, dim=1)
-        cls = self.class_embeddings().to(feat.dtype)  # (K, C), normalised
-        return torch.einsum('bchw,kc->bkhw', feat, cls)
+        with float32_region(feat.device.type):  # cosine logits in fp32 under autocast
+            feat = F.normalize(feat.float(), dim=1)
+            cls = self.class_embeddings().float()  # (K, C), normalised
+            return torch.einsum('bchw,kc->bkhw', feat, cls)
