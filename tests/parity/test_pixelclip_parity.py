@@ -254,7 +254,6 @@ def test_prompt_embeddings(path):
 # ---------------------------------------------------------------------------------------- full paths
 @pytest.mark.parametrize('path', fixture_params('pixelclip', 'inference'))
 def test_inference(path):
-    from mmcv.transforms import Compose
     import mmseg_ovs  # noqa: F401
     fx = load_fixture(path)
     cfg, inp, out = fx['config'], fx['inputs'], fx['outputs']
