@@ -30,7 +30,7 @@ def test_quickstart_writes_results(quickstart):
     assert picture.ndim == 3 and picture.shape[1] > 5 * 128  # image, GT and three methods
     # stage 1 really ran distributed on 2 CPU processes (gloo)
     log = open(glob.glob(osp.join(quickstart, 'clip', '*', '*.log'))[0]).read()
-    assert 'Distributed training: True' in log and "dist_cfg: {'backend': 'gloo'}" in log
+    assert 'Distributed training: True' in log and "dist_cfg: {'backend': 'gloo', 'timeout': 1800}" in log
     # a re-run resumes: every stage is found done, only evaluation runs again
     proc = run_tool([sys.executable, 'tools/quickstart.py', '--out', quickstart, '--scale', '0.02'], timeout=600)
     assert proc.stdout.count('(done before)') == 3

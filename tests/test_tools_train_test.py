@@ -107,7 +107,7 @@ def test_dist_train_two_processes_on_cpu(tmp_path, toy_data_root):
     run_tool(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work,
                      *_options(toy_data_root, 2)], env=env)
     log = open(glob.glob(osp.join(work, '*', '*.log'))[0]).read()
-    assert 'Distributed training: True' in log and "dist_cfg: {'backend': 'gloo'}" in log
+    assert 'Distributed training: True' in log and "dist_cfg: {'backend': 'gloo', 'timeout': 1800}" in log
     assert "type='DeviceAwareDistributedDataParallel'" in log
     assert 'Saving checkpoint at 2 iterations' in log and 'Iter(val) [2/2]' in log  # 8 val images / 2 ranks / batch 2
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
