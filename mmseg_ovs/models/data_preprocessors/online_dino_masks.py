@@ -43,9 +43,11 @@ def batched_kmeans(x: Tensor, k: int, max_iter: int = 100, tol: float = 1e-4,
     random init from k distinct points, nearest centroid by ``2 x.c - |c|^2``, centroid = mean of its
     points (an empty cluster's centroid becomes 0), stop when the summed squared centroid change is
     <= ``tol`` or after ``max_iter``; the labels are the last assignment (made before the last
-    update). Each item stops on its own criterion (a converged item is frozen).
+    update). Each item stops on its own criterion (a converged item is frozen). With fewer than
+    ``k`` points, ``k`` becomes the number of points.
     """
     B, N, C = x.shape
+    k = min(k, N)  # fewer tokens than clusters (tiny crops): every token its own cluster
     x = x.float()
     rand = torch.rand(B, N, generator=generator, device='cpu' if generator is None else generator.device)
     init = rand.to(x.device).argsort(dim=1)[:, :k]
