@@ -1,0 +1,96 @@
+"""ExactResumeHook with mmengine's Runner, in process: both train loops, a dataset and a model that draw
+from the python, numpy and torch generators of the main process (num_workers=0, so the data-loader
+replay of a resume draws from them too), and validation in between. Stopping after the first
+checkpoint and resuming must give the uninterrupted run's losses and weights exactly; without the
+hook it does not. Validation runs right after the checkpoint (before the resume point), as in a
+real run with val_interval == checkpoint interval."""
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.evaluator import BaseMetric, Evaluator
+from mmengine.hooks import Hook
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+
+from mmseg_ovs.engine import ExactResumeHook
+
+
+class NoisyDataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):  # draws from numpy and python in the process that loads the sample
+        return dict(inputs=torch.full((4,), i / 8) + torch.from_numpy(np.random.randn(4)).float() * 0.1
+                    + random.random() * 0.1)
+
+
+class NoisyModel(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        x = torch.stack(inputs) if isinstance(inputs, (list, tuple)) else inputs
+        y = self.fc(self.drop(x + torch.randn_like(x)))  # torch draws (dropout, noise)
+        if mode == 'loss':
+            return dict(loss=(y ** 2).mean())
+        return [y]
+
+
+class CountMetric(BaseMetric):
+    def process(self, data_batch, data_samples):
+        self.results.append(len(data_samples))
+
+    def compute_metrics(self, results):
+        return dict(n=sum(results))
+
+
+class RecordLoss(Hook):
+    def __init__(self):
+        self.losses = {}
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.losses[runner.iter + 1] = float(outputs['loss'])
+
+
+def _run(work, by_epoch, length, resume_from=None, exact=True):
+    record = RecordLoss()
+    sampler = 'DefaultSampler' if by_epoch else 'InfiniteSampler'
+    train_cfg = (dict(by_epoch=True, max_epochs=length, val_interval=1) if by_epoch
+                 else dict(by_epoch=False, max_iters=length, val_interval=3))
+    torch.manual_seed(1)  # the same initial weights in every run (the Runner seeds after the model exists)
+    runner = Runner(
+        model=NoisyModel(), work_dir=work,
+        train_dataloader=dict(dataset=NoisyDataset(), sampler=dict(type=sampler, shuffle=True), batch_size=2,
+                              num_workers=0, collate_fn=dict(type='default_collate')),
+        val_dataloader=dict(dataset=NoisyDataset(), sampler=dict(type='DefaultSampler', shuffle=False),
+                            batch_size=4, num_workers=0, collate_fn=dict(type='default_collate')),
+        val_evaluator=Evaluator(CountMetric()), val_cfg=dict(),
+        train_cfg=train_cfg, optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=by_epoch, interval=1 if by_epoch else 3),
+                           logger=dict(type='LoggerHook', interval=100)),
+        custom_hooks=[ExactResumeHook()] if exact else [], randomness=dict(seed=0),
+        resume=resume_from is not None, load_from=resume_from, default_scope='mmengine')
+    runner.register_hook(record)
+    runner.train()
+    return record.losses, {k: v.clone() for k, v in runner.model.state_dict().items()}
+
+
+@pytest.mark.parametrize('by_epoch,first,total,ckpt', [(False, 3, 7, 'iter_3.pth'), (True, 1, 3, 'epoch_1.pth')])
+def test_resume_repeats_the_uninterrupted_run(tmp_path, by_epoch, first, total, ckpt):
+    ref_losses, ref_weights = _run(str(tmp_path / 'straight'), by_epoch, total)
+    _run(str(tmp_path / 'cut'), by_epoch, first)  # stops right after its first checkpoint
+    losses, weights = _run(str(tmp_path / 'cut'), by_epoch, total, resume_from=str(tmp_path / 'cut' / ckpt))
+    later = sorted(losses)
+    assert later and later[0] > 1 and later[-1] == max(ref_losses)
+    assert max(abs(losses[i] - ref_losses[i]) for i in later) <= 1e-6
+    assert max(float((weights[k] - ref_weights[k]).abs().max()) for k in weights) <= 1e-6
+    # the same resume without the hook repeats the generators' draws from the seed: a different run
+    _run(str(tmp_path / 'cut_plain'), by_epoch, first, exact=False)
+    plain, _ = _run(str(tmp_path / 'cut_plain'), by_epoch, total, exact=False,
+                    resume_from=str(tmp_path / 'cut_plain' / ckpt))
+    assert max(abs(plain[i] - ref_losses[i]) for i in later) > 1e-4
