@@ -80,6 +80,61 @@ def _run(work, by_epoch, length, resume_from=None, exact=True):
     return record.losses, {k: v.clone() for k, v in runner.model.state_dict().items()}
 
 
+class _Crash(Exception):
+    pass
+
+
+class CrashAfter(Hook):
+    """Ends the run abruptly after iteration ``n`` (after its checkpoint): an EpochBasedTrainLoop cannot
+    be stopped inside an epoch otherwise (the subprocess tests of test_resume.py use SIGKILL)."""
+    priority = 'LOWEST'
+
+    def __init__(self, n):
+        self.n = n
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.n:
+            raise _Crash
+
+
+def test_epoch_loop_resumes_inside_the_epoch(tmp_path):
+    """Checkpoints every 3 iterations, 4 batches per epoch: the run stops at iteration 3 (epoch 1) and
+    resumes there instead of restarting epoch 1 (which would train its first 3 batches twice)."""
+    def run(work, resume_from=None, crash=None):
+        losses = {}
+
+        class Rec(Hook):
+            def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+                losses[runner.iter + 1] = float(outputs['loss'])
+
+        torch.manual_seed(1)
+        runner = Runner(
+            model=NoisyModel(), work_dir=work,
+            train_dataloader=dict(dataset=NoisyDataset(), sampler=dict(type='DefaultSampler', shuffle=True),
+                                  batch_size=2, num_workers=0, collate_fn=dict(type='default_collate')),
+            train_cfg=dict(by_epoch=True, max_epochs=3), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+            default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=3),
+                               sampler_seed=dict(type='DistSamplerSeedHook'),
+                               logger=dict(type='LoggerHook', interval=100)),
+            custom_hooks=[ExactResumeHook()], randomness=dict(seed=0), resume=resume_from is not None,
+            load_from=resume_from, default_scope='mmengine')
+        runner.register_hook(Rec())
+        if crash:
+            runner.register_hook(CrashAfter(crash))
+        try:
+            runner.train()
+        except _Crash:
+            pass
+        return losses, runner.model.state_dict()
+
+    ref, ref_w = run(str(tmp_path / 'straight'))
+    run(str(tmp_path / 'cut'), crash=3)
+    got, got_w = run(str(tmp_path / 'cut'), resume_from=str(tmp_path / 'cut' / 'iter_3.pth'))
+    assert sorted(got) == list(range(4, 13)) and sorted(ref) == list(range(1, 13))  # 12 = 3 epochs x 4
+    assert max(abs(got[i] - ref[i]) for i in got) <= 1e-6
+    assert max(float((got_w[k] - ref_w[k]).abs().max()) for k in got_w) <= 1e-6
+
+
 @pytest.mark.parametrize('by_epoch,first,total,ckpt', [(False, 3, 7, 'iter_3.pth'), (True, 1, 3, 'epoch_1.pth')])
 def test_resume_repeats_the_uninterrupted_run(tmp_path, by_epoch, first, total, ckpt):
     ref_losses, ref_weights = _run(str(tmp_path / 'straight'), by_epoch, total)

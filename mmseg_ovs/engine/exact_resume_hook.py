@@ -15,11 +15,13 @@ This hook (added to every run by ``tools/``; see ``tools/_runner_utils.py``)
   pipeline in the main process when ``num_workers=0``);
 * keeps validation from drawing on the training generators (validation during training would
   otherwise shift the training noise by the draws of the validation data-loader), so a run with a
-  resume in between sees the same random stream as one without.
-
-With an ``EpochBasedTrainLoop`` MMEngine restarts the resumed epoch, so resume is exact from
-epoch-end checkpoints only (a warning says so otherwise).
+  resume in between sees the same random stream as one without;
+* resumes an ``EpochBasedTrainLoop`` inside an epoch where it stopped (MMEngine would restart the
+  epoch and train its first part twice): the resumed epoch's sampler skips the samples already
+  trained. Exact with ``num_workers=0``; with workers, their augmentation streams restart at the
+  resume (the batches are the right ones, their random augmentations differ).
 """
+import itertools
 import logging
 from typing import Optional
 
@@ -58,6 +60,27 @@ class _RestoreRngBeforeFetch:
         return getattr(self._iterator, name)
 
 
+class _SkipFirstSamples:
+    """Sampler view without its first ``n`` indices: the part of an epoch trained before the resume.
+    Restores the RNG state when iterated (the first fetch of the resumed epoch, after the data-loader
+    iterator drew its base seed)."""
+
+    def __init__(self, sampler, n: int, state: dict):
+        self.sampler, self.n, self._state = sampler, n, state
+
+    def __iter__(self):
+        if self._state is not None:
+            set_rng_state(self._state)
+            self._state = None
+        return itertools.islice(iter(self.sampler), self.n, None)
+
+    def __len__(self):
+        return max(len(self.sampler) - self.n, 0)
+
+    def __getattr__(self, name):
+        return getattr(self.sampler, name)
+
+
 @HOOKS.register_module()
 class ExactResumeHook(Hook):
     """Save every rank's RNG states in checkpoints and restore them on resume (see module doc)."""
@@ -68,6 +91,7 @@ class ExactResumeHook(Hook):
         self._gathered: Optional[list] = None
         self._loaded: Optional[list] = None
         self._val_state: Optional[dict] = None
+        self._skipping = None  # (batch_sampler, original sampler) while the resumed epoch runs
 
     # ------------------------------------------------------------------ saving
     @staticmethod
@@ -88,6 +112,10 @@ class ExactResumeHook(Hook):
             self._gathered = all_gather_object(get_rng_state())
 
     def after_train_epoch(self, runner) -> None:
+        if self._skipping is not None:  # the resumed epoch is over: later epochs are whole
+            batch_sampler, sampler = self._skipping
+            batch_sampler.sampler = sampler
+            self._skipping = None
         if is_distributed() and self._checkpoint_due(runner, by_epoch=True):
             self._gathered = all_gather_object(get_rng_state())
 
@@ -116,12 +144,22 @@ class ExactResumeHook(Hook):
                       'repeat the interrupted one exactly.', logger='current', level=logging.WARNING)
         state = loaded[rank % len(loaded)]
         if isinstance(loop, EpochBasedTrainLoop):
-            if loop.iter % len(loop.dataloader) != 0:
-                print_log(f'Resumed at iteration {loop.iter}, inside epoch {loop.epoch + 1}: the '
-                          'EpochBasedTrainLoop restarts that epoch, so the run is not an exact continuation '
-                          '(resume from an epoch-end checkpoint for that).', logger='current',
-                          level=logging.WARNING)
-            set_rng_state(state)
+            n_batches = len(loop.dataloader)
+            done = loop.iter - loop.epoch * n_batches  # batches of the resumed epoch already trained
+            batch_sampler = getattr(loop.dataloader, 'batch_sampler', None)
+            if 0 < done < n_batches and batch_sampler is not None and hasattr(batch_sampler, 'sampler'):
+                # MMEngine's EpochBasedTrainLoop would restart the epoch: skip what was trained instead
+                self._skipping = (batch_sampler, batch_sampler.sampler)
+                batch_sampler.sampler = _SkipFirstSamples(batch_sampler.sampler, done * batch_sampler.batch_size,
+                                                          state)
+                print_log(f'Resumed inside epoch {loop.epoch + 1}: its first {done} of {n_batches} batches '
+                          'were trained before and are skipped.', logger='current')
+            else:
+                if done % n_batches != 0:
+                    print_log(f'Resumed at iteration {loop.iter}, inside epoch {loop.epoch + 1}, with a '
+                              'data loader whose sampler cannot skip: the epoch restarts.', logger='current',
+                              level=logging.WARNING)
+                set_rng_state(state)
         elif hasattr(loop, 'dataloader_iterator'):  # IterBasedTrainLoop: restore after the replay
             loop.dataloader_iterator = _RestoreRngBeforeFetch(loop, loop.iter, state)
         else:
