@@ -35,6 +35,8 @@ def main():
     p.add_argument('--iters', type=int, default=3)
     p.add_argument('--device', default='cpu')
     p.add_argument('--tiny', action='store_true', help='the small fixture-size model')
+    p.add_argument('--profile', type=int, default=0, metavar='N',
+                   help='profile one more step and print its top-N ops (self time)')
     args = p.parse_args()
     from mmseg.structures import SegDataSample
     torch.manual_seed(0)
@@ -77,6 +79,20 @@ def main():
     print(f'device={args.device} batch={B} masks/img={args.masks} crop={S} model={"tiny" if args.tiny else "ViT-B/16"}')
     print(f'train step (fwd+bwd): {1000 * sum(times) / len(times):.1f} ms/iter (mean of {len(times)})')
     print(f'  mask pooling + Sinkhorn + targets: {1000 * t_targets:.1f} ms')
+    if args.device.startswith('cuda'):
+        print(f'peak memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB')
+    else:
+        import resource
+        print(f'peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB')
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+        cuda = args.device.startswith('cuda')
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+            model.zero_grad(set_to_none=True)
+            model.loss(inputs, samples)['loss_masks'].backward()
+            sync(args.device)
+        key = 'self_cuda_time_total' if cuda else 'self_cpu_time_total'
+        print(prof.key_averages().table(sort_by=key, row_limit=args.profile, max_name_column_width=40))
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 """Time SegCLIP training steps and sliding-window inference (prints figures; not a test).
 
     python tools/benchmark_segclip.py [--config configs/segclip_vitb16.py] [--batch 96]
-        [--steps 10] [--device cuda] [--legacy-batch-mixing]
+        [--steps 10] [--device cuda] [--legacy-batch-mixing] [--profile 5]
 
 Random weights and random data (images, 32-token captions, superpixel labels); one step =
 text + two image passes (unmasked, 75%-masked) + the three losses + backward + AdamW with the
@@ -25,6 +25,8 @@ def main():
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--legacy-batch-mixing', action='store_true')
+    parser.add_argument('--profile', type=int, default=0, metavar='N',
+                        help='profile one more training step and print its top-N ops (self time)')
     args = parser.parse_args()
 
     import mmseg_ovs  # noqa: F401
@@ -37,12 +39,13 @@ def main():
     cfg.model.backbone.pretrained = None
     cfg.model.text_encoder.pretrained = None
     cfg.model.neck.batch_mixing_legacy = args.legacy_batch_mixing
-    cfg.model.class_names = ['background'] + [f'class {i}' for i in range(20)]
+    background = [] if cfg.model.get('bg_thresh') is None else ['background']  # toy configs: none
+    cfg.model.class_names = background + [f'class {i}' for i in range(20)]
     model = MODELS.build(cfg.model).to(args.device)
     model.init_weights()
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     B, dev = args.batch, args.device
-    size = cfg.crop_size[0]
+    size = cfg.model.data_preprocessor.get('size', cfg.crop_size)[0]  # the training crop
     grid = size // model.backbone.patch_size[0]
     img = torch.randn(B, 3, size, size, device=dev)
     tokens = model.text_encoder.tokenize(['a photo of a dog on the grass'] * B, 32).to(dev)
@@ -68,6 +71,18 @@ def main():
           f'({", ".join(f"{k}={v.item():.3f}" for k, v in losses.items())})')
     if dev.startswith('cuda'):
         print(f'peak memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB')
+    else:
+        import resource
+        print(f'peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB')
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.startswith('cuda') else [])
+        with profile(activities=acts) as prof:
+            model.clamp_logit_scale()
+            optim.update_params(sum(model.compute_losses(img, tokens, labels).values()))
+            sync()
+        key = 'self_cuda_time_total' if dev.startswith('cuda') else 'self_cpu_time_total'
+        print(prof.key_averages().table(sort_by=key, row_limit=args.profile, max_name_column_width=40))
     model.eval()
     crops = torch.randn(B, 3, size, size, device=dev)
     with torch.no_grad():

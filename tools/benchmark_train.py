@@ -308,8 +308,8 @@ def markdown_table(rows: list, device_name: str) -> str:
             lines.append(f'| {r["method"]} | {r["mode"]} | {r["batch"]} | {r["error"]} | | | | | |')
             continue
         lines.append(f'| {r["method"]} | {r["mode"]} | {r["batch"]} | {r["s_per_step"]:.3f} | '
-                     f'{r["images_per_s"]:.1f} | {r["peak_mem_gib"]:.2f} | {fmt(r["tflop_per_step"], ".4f")} | '
-                     f'{fmt(r["tflops"], ".2f")} | {fmt(r["mfu"] and 100 * r["mfu"], ".1f")}{"%" if r["mfu"] else ""} |')
+                     f'{r["images_per_s"]:.1f} | {r["peak_mem_gib"]:.2f} | {fmt(r["tflop_per_step"], ".3g")} | '
+                     f'{fmt(r["tflops"], ".3g")} | {fmt(r["mfu"] and 100 * r["mfu"], ".1f")}{"%" if r["mfu"] else ""} |')
     return '\n'.join(lines)
 
 
