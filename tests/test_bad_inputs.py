@@ -529,3 +529,30 @@ def test_bad_input(row, request, tmp_path):
     else:
         out = row.fn(first, tmp_path)
         assert re.search(row.match, out, re.S), out
+
+
+def test_tools_test_refuses_partial_checkpoint_and_wrong_class_count(toy, tmp_path, monkeypatch):
+    """tools/test.py end to end (in process): both guards stop it with an error naming the cause."""
+    import mmseg_ovs  # noqa: F401
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('tools_test', osp.join(ROOT, 'tools', 'test.py'))
+    tools_test = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tools_test)
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/quickstart/segclip_toy.py'))
+    cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = None
+    state = MODELS.build(cfg.model).state_dict()
+    partial = str(tmp_path / 'no_neck.pth')
+    torch.save({'state_dict': {k: v for k, v in state.items() if not k.startswith('neck.')}}, partial)
+    base = ['test.py', 'configs/quickstart/segclip_toy.py', partial, '--work-dir', str(tmp_path / 'w'),
+            '--cfg-options', f'test_dataloader.dataset.data_root={toy}', 'model.backbone.pretrained=None',
+            'model.text_encoder.pretrained=None']
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, 'argv', base)
+    with pytest.raises(SystemExit, match=r"no_neck\.pth' does not initialise \d+ model parameter.*neck\."):
+        tools_test.main()
+    monkeypatch.setattr(sys, 'argv', base + ['model.class_names=voc20'])
+    with pytest.raises(SystemExit, match=r'the model predicts 20 classes .* has 6'):
+        tools_test.main()
