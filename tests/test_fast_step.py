@@ -118,3 +118,24 @@ def test_compiled_image_towers_match_eager(name):
         else:
             out = model.extract_feat(x)
     assert torch.allclose(out, ref, rtol=1e-4, atol=1e-5), (out - ref).abs().max()
+
+
+def test_compile_switch_through_the_runner(tmp_path):
+    """``compile_image_towers`` in a config -> CompileImageTowersHook -> the towers' blocks are
+    compiled when a real mmengine Runner starts (off by default)."""
+    from mmengine.runner import Runner
+    from tools._runner_utils import add_compile_hook
+    _registry()
+    cfg = _cfg('configs/quickstart/pixelclip_toy.py')
+    assert cfg.compile_image_towers is False
+    add_compile_hook(cfg)
+    assert not any(h['type'] == 'CompileImageTowersHook' for h in cfg.get('custom_hooks', []))
+    cfg.compile_image_towers = dict(backend='aot_eager')
+    add_compile_hook(cfg)
+    assert cfg.custom_hooks[-1] == dict(type='CompileImageTowersHook', enabled=dict(backend='aot_eager'))
+    runner = Runner(model=cfg.model, work_dir=str(tmp_path), custom_hooks=cfg.custom_hooks,
+                    default_scope='mmseg')
+    blocks = list(runner.model.backbone.blocks) + list(runner.model.teacher.blocks)
+    assert all(getattr(b, '_compiled_call_impl', None) is None for b in blocks)
+    runner.call_hook('before_run')
+    assert all(b._compiled_call_impl is not None for b in blocks)
