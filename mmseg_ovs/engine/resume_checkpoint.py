@@ -15,6 +15,10 @@ from typing import List, Optional, Tuple
 __all__ = ['CheckpointUnreadable', 'check_checkpoint_readable', 'find_resume_checkpoint']
 
 
+# torch's legacy (non-zip) format starts with its pickled magic number: PROTO 2, LONG1 of 10 bytes
+LEGACY_TORCH_HEADER = b'\x80\x02\x8a\x0a'
+
+
 class CheckpointUnreadable(RuntimeError):
     """A checkpoint file that cannot be loaded (missing, truncated, not a torch checkpoint)."""
 
@@ -29,10 +33,11 @@ def check_checkpoint_readable(path: str) -> None:
         raise CheckpointUnreadable(f'checkpoint {path!r} is empty (0 bytes)')
     if not zipfile.is_zipfile(path):
         with open(path, 'rb') as f:
-            head = f.read(2)
-        kind = 'a legacy (non-zip) torch file' if head[:1] == b'\x80' else 'not a torch checkpoint'
-        raise CheckpointUnreadable(f'checkpoint {path!r} ({size} bytes) is truncated or {kind}: no zip '
-                                   'directory found')
+            head = f.read(4)
+        if head == LEGACY_TORCH_HEADER:  # torch < 1.6 format: no directory to check without loading it
+            return
+        raise CheckpointUnreadable(f'checkpoint {path!r} ({size} bytes) is truncated or not a torch '
+                                   'checkpoint: no zip directory found')
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
