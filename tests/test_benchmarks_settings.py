@@ -202,6 +202,11 @@ def test_converted_segclip_checkpoint_evaluates_with_batch_mixing(tmp_path):
     runner.load_checkpoint(converted)
     assert runner.model.neck.batch_mixing_legacy is True
     assert all(blk.batch_mixing_legacy for blk in runner.model.neck.cross_att)
+    # OVSInferencer (no runner) applies the record too
+    from mmseg_ovs.apis import OVSInferencer
+    inferencer = OVSInferencer(cfg, converted, device='cpu')
+    assert inferencer.model.neck.batch_mixing_legacy is True
+    assert OVSInferencer(cfg, own, device='cpu').model.neck.batch_mixing_legacy is False
     # the switch back, and a record that does not fit the model is an error naming it
     from mmseg_ovs.engine import apply_model_settings
     apply_model_settings(runner.model, {'neck.batch_mixing_legacy': False})

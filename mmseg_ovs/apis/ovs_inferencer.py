@@ -108,6 +108,21 @@ class OVSInferencer(MMSegInferencer):
             # keep the vocabulary the config gave the model; only name it for the visualizer
             self._set_display_classes(list(self.model.class_names))
 
+    def _load_weights_to_model(self, model, checkpoint: Optional[dict], cfg) -> None:
+        """mmseg's loading, then the model settings the checkpoint records (e.g. a converted official
+        SegCLIP release needs ``neck.batch_mixing_legacy=True``), as the runner's
+        ``CheckpointModelSettingsHook`` does for ``tools/test.py`` (its ``ignore`` list is honoured)."""
+        from mmseg_ovs.engine.checkpoint_settings_hook import MODEL_SETTINGS_KEY, apply_model_settings
+
+        super()._load_weights_to_model(model, checkpoint, cfg)
+        if checkpoint is None:
+            return
+        ignore = []
+        for hook in (cfg.get('custom_hooks') or []) if cfg is not None else []:
+            if hook.get('type') in ('CheckpointModelSettingsHook', 'mmseg.CheckpointModelSettingsHook'):
+                ignore += list(hook.get('ignore', ()))
+        apply_model_settings(model, (checkpoint.get('meta') or {}).get(MODEL_SETTINGS_KEY), ignore)
+
     def set_vocabulary(self, vocabulary: Vocabulary) -> None:
         """Switch the model and the visualizer to a new vocabulary (any ``parse_vocabulary`` form)."""
         if not hasattr(self.model, 'set_vocabulary'):

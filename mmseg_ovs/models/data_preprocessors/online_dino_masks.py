@@ -23,7 +23,8 @@ def build_dino_vit(checkpoint: Optional[str] = None, arch: str = 'vit_small_patc
     if checkpoint:
         if not osp.isfile(checkpoint):
             raise FileNotFoundError(f'DINO checkpoint not found: {checkpoint}')
-        sd = torch.load(checkpoint, map_location='cpu', weights_only=True)
+        from mmseg_ovs.utils.checkpoint import safe_torch_load
+        sd = safe_torch_load(checkpoint)  # the one weights_only loader (closed allow-list)
         sd = sd.get('teacher', sd) if isinstance(sd, dict) else sd
         sd = {k.replace('module.', '').replace('backbone.', ''): v for k, v in sd.items()}
         missing, _ = model.load_state_dict(sd, strict=False)
