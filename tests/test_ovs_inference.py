@@ -253,8 +253,10 @@ def test_demo_vocab_forms(method, toy_checkpoints, tmp_path, monkeypatch, capsys
 
 
 # ------------------------------------------------------------------------------ TTA
-@pytest.mark.parametrize('protocol,method', [('segclip_eval', 'segclip'), ('pixelclip_eval', 'pixelclip')])
-def test_tta_through_seg_tta_model(protocol, method, toy_checkpoints):
+@pytest.mark.parametrize('protocol,method,one_class', [('segclip_eval', 'segclip', False),
+                                                      ('pixelclip_eval', 'pixelclip', False),
+                                                      ('pixelclip_eval', 'pixelclip', True)])
+def test_tta_through_seg_tta_model(protocol, method, one_class, toy_checkpoints):
     """The protocol's tta_pipeline/tta_model (flip x scales) run through mmseg's SegTTAModel; the
     merge equals the mean of the per-view softmaxes computed view by view."""
     from mmcv.transforms import Compose
@@ -265,8 +267,10 @@ def test_tta_through_seg_tta_model(protocol, method, toy_checkpoints):
     proto = Config.fromfile(osp.join(ROOT, f'configs/_base_/protocols/{protocol}.py'))
     leaf = Config.fromfile(osp.join(ROOT, 'configs/benchmarks', method, f'{method}_vitb16_context59.py'
                                     if method == 'pixelclip' else f'{method}_vitb16_voc21.py'))
-    assert leaf.tta_model.type == 'SegTTAModel' and leaf.tta_pipeline == proto.tta_pipeline
+    assert leaf.tta_model.type == 'OVSTTAModel' and leaf.tta_pipeline == proto.tta_pipeline
     model = build(method)
+    if one_class:
+        model.set_vocabulary(['circle'])
     tta = MODELS.build(dict(leaf.tta_model, module=model)).eval()
     pipeline = proto.tta_pipeline
     for t in pipeline:
@@ -285,6 +289,8 @@ def test_tta_through_seg_tta_model(protocol, method, toy_checkpoints):
     ref = torch.stack(probs).mean(0).argmax(0)
     assert merged.pred_sem_seg.data.shape[-2:] == np.asarray(Image.open(images[0])).shape[:2]
     assert torch.equal(merged.pred_sem_seg.data.squeeze(0), ref)
+    if one_class:  # mmseg's SegTTAModel would take its binary-head path (decode_head.threshold) here
+        assert merged.pred_sem_seg.data.max() == 0 and merged.seg_logits.data.shape[0] == 1
     # a flipped view is flipped back: its prediction matches the unflipped view's up to resampling
     assert data['data_samples'][1].flip and not data['data_samples'][0].flip
 
@@ -323,3 +329,19 @@ def test_tools_test_mixed_size_batches_equal_batch_size_one(method, toy_checkpoi
     for name, label in outs[1].items():
         assert np.array_equal(label, outs[3][name]), name
     assert {v.shape for v in outs[3].values()} == {(40, 60), (64, 64), (50, 30), (33, 47), (64, 40)}
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_tools_test_tta(method, toy_checkpoints, mixed_size_split, tmp_path, monkeypatch):
+    """tools/test.py --tta (the toy protocol's flip x 2 scales through OVSTTAModel) writes a label map
+    of each image's own size; batch size 2 of mixed sizes."""
+    ckpts, _ = toy_checkpoints
+    cfg, ckpt = ckpts[method]
+    monkeypatch.syspath_prepend(osp.join(ROOT, 'tools'))
+    out = tmp_path / 'tta'
+    monkeypatch.setattr(sys, 'argv', [
+        'test.py', cfg, ckpt, '--tta', '--work-dir', str(tmp_path / 'wd'), '--out', str(out), '--cfg-options',
+        'test_dataloader.batch_size=2', f'test_dataloader.dataset.data_root={mixed_size_split}'])
+    runpy.run_path(osp.join(ROOT, 'tools/test.py'), run_name='__main__')
+    shapes = {np.asarray(Image.open(p)).shape for p in out.iterdir()}
+    assert shapes == {(40, 60), (64, 64), (50, 30), (33, 47), (64, 40)}

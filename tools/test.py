@@ -25,7 +25,7 @@ def parse_args():
                         help='override config settings, e.g. model.test_cfg.bg_thresh=0.5')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--tta', action='store_true',
-                        help="test-time augmentation (flip x scales, mmseg's SegTTAModel; the config's tta_pipeline)")
+                        help="test-time augmentation (flip x scales, OVSTTAModel, mmseg's SegTTAModel for any vocabulary size; the config's tta_pipeline)")
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     set_local_rank(args)
@@ -53,7 +53,7 @@ def main():
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.tta:
-        # flip x multi-scale through mmseg's SegTTAModel (tta_pipeline: configs/_base_/protocols/*)
+        # flip x multi-scale through OVSTTAModel (mmseg's SegTTAModel, any class count) (tta_pipeline: configs/_base_/protocols/*)
         if 'tta_pipeline' not in cfg or 'tta_model' not in cfg:
             raise SystemExit(f'--tta: {args.config} defines no tta_pipeline/tta_model (the protocol bases '
                              'configs/_base_/protocols/*_eval.py and default_runtime.py define them)')

@@ -14,7 +14,8 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
-tta_model = dict(type='SegTTAModel')
+# flip x multi-scale TTA (tools/test.py --tta): mean of the views' softmaxes, any vocabulary size
+tta_model = dict(type='OVSTTAModel')
 # torch.compile of the image towers' blocks (tools/train.py, tools/test.py: --cfg-options
 # compile_image_towers=True, or a dict of torch.compile kwargs); off until measured on a GPU
 compile_image_towers = False

@@ -20,3 +20,15 @@ test_dataloader = dict(
                  pipeline=toy_test_pipeline))
 test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_cfg = dict(type='TestLoop')
+# tools/test.py --tta: flip x two scales (tta_model = OVSTTAModel from default_runtime.py)
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(int(toy_image_size * r), int(toy_image_size * r)), keep_ratio=False)
+         for r in (1.0, 1.5)],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadAnnotations', reduce_zero_label=True)],
+        [dict(type='PackSegInputs')],
+    ]),
+]

@@ -11,8 +11,8 @@ pixelclip_test_pipeline = [
 # The official runs' precision: TF32 matmuls (set_float32_matmul_precision("high")), cuDNN benchmark
 # (train_net.py main(), CUDNN_BENCHMARK: True); CUDA flags only, no effect on CPU.
 custom_hooks = [dict(type='CUDAPrecisionHook', tf32_matmul=True, tf32_cudnn=True, cudnn_benchmark=True)]
-# Test-time augmentation (tools/test.py --tta; tta_model = SegTTAModel from default_runtime.py): mmseg's
-# SegTTAModel averages the per-view softmax
+# Test-time augmentation (tools/test.py --tta; tta_model = OVSTTAModel from default_runtime.py, mmseg's
+# SegTTAModel for any vocabulary size) averages the per-view softmax
 # over mmseg's usual scale ratios of the protocol's short side x horizontal flip (the model still
 # squashes every view to its CLIP resolution).
 tta_pipeline = [

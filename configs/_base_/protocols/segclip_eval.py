@@ -8,8 +8,8 @@ segclip_test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
-# Test-time augmentation (tools/test.py --tta; tta_model = SegTTAModel from default_runtime.py): mmseg's
-# SegTTAModel averages the per-view softmax
+# Test-time augmentation (tools/test.py --tta; tta_model = OVSTTAModel from default_runtime.py, mmseg's
+# SegTTAModel for any vocabulary size) averages the per-view softmax
 # over mmseg's usual scale ratios of the protocol's short side x horizontal flip.
 tta_pipeline = [
     dict(type='LoadImageFromFile'),
