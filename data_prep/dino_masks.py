@@ -9,7 +9,6 @@ Resumable, atomic writes, progress bar.
     python data_prep/dino_masks.py IMG_DIR OUT_DIR --checkpoint dino_deitsmall16_pretrain.pth
 """
 import argparse
-import os.path as osp
 
 import numpy as np
 import torch
@@ -25,20 +24,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def build_dino(checkpoint=None, arch='vit_small_patch16_224', device='cpu'):
-    import timm
-    model = timm.create_model(arch, pretrained=False, num_classes=0, dynamic_img_size=True)
-    if checkpoint:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'DINO checkpoint not found: {checkpoint}')
-        from mmseg_ovs.utils.checkpoint import safe_torch_load
-        sd = safe_torch_load(checkpoint)  # the one weights_only loader (closed allow-list)
-        sd = sd.get('teacher', sd) if isinstance(sd, dict) else sd
-        sd = {k.replace('module.', '').replace('backbone.', ''): v for k, v in sd.items()}
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        missing = [k for k in missing if not k.startswith('head')]
-        if missing:
-            raise RuntimeError(f'{checkpoint} does not fit {arch}: missing {missing[:5]}')
-    return model.eval().to(device)
+    """The frozen DINO ViT of the online mask source (one builder for both), on ``device``."""
+    from mmseg_ovs.models.data_preprocessors.online_dino_masks import build_dino_vit
+    return build_dino_vit(checkpoint, arch).to(device)
 
 
 def kmeans(x: torch.Tensor, k: int, iters: int = 100, tol: float = 1e-4, seed: int = 0) -> torch.Tensor:
