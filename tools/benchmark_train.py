@@ -309,7 +309,8 @@ def markdown_table(rows: list, device_name: str) -> str:
             continue
         lines.append(f'| {r["method"]} | {r["mode"]} | {r["batch"]} | {r["s_per_step"]:.3f} | '
                      f'{r["images_per_s"]:.1f} | {r["peak_mem_gib"]:.2f} | {fmt(r["tflop_per_step"], ".3g")} | '
-                     f'{fmt(r["tflops"], ".3g")} | {fmt(r["mfu"] and 100 * r["mfu"], ".1f")}{"%" if r["mfu"] else ""} |')
+                     f'{fmt(r["tflops"], ".3g")} | {fmt(r["mfu"] and 100 * r["mfu"], ".1f")}'
+                     f'{"%" if r["mfu"] else ""} |')
     return '\n'.join(lines)
 
 
