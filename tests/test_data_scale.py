@@ -280,7 +280,7 @@ def test_lazy_mask_pipeline_identical_to_eager(tmp_path):
     _scope()
     _sa1b_tree(tmp_path, [(75, 100), (100, 75), (40, 400), (64, 64)], 21, np.random.default_rng(0))
     cfg = Config.fromfile(osp.join(ROOT, 'configs/pixelclip/pixelclip_vitb16_sa1b.py')).train_dataloader.dataset
-    cfg.data_root = str(tmp_path)
+    cfg.update(data_root=str(tmp_path), ann_file='')  # scan the folders (no index)
     lazy = [t for t in cfg.pipeline if t['type'] == 'LoadUnlabeledMasks'][0]
     assert lazy.get('lazy') is True, 'the recipe uses the lazy loader'
     eager_cfg = cfg.copy()
@@ -313,7 +313,7 @@ def test_zero_masks_everywhere_is_an_error(tmp_path):
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / 'images' / f'{i}.jpg')
         _write_masks(tmp_path / 'annotations' / f'{i}.json', [])
     cfg = Config.fromfile(osp.join(ROOT, 'configs/pixelclip/pixelclip_vitb16_sa1b.py')).train_dataloader.dataset
-    cfg.data_root = str(tmp_path)
+    cfg.update(data_root=str(tmp_path), ann_file='')  # scan the folders (no index)
     ds = DATASETS.build(cfg)
     with pytest.raises(ValueError, match='none of the 3 samples'):
         for i in range(3):

@@ -85,7 +85,7 @@ def test_dino_config_reads_images_only(tmp_path):
     Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(tmp_path / 'images' / 'a.jpg')
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     cfg = Config.fromfile(osp.join(root, 'configs/pixelclip/pixelclip_vitb16_dino.py'))
-    cfg.train_dataloader.dataset.data_root = str(tmp_path)
+    cfg.train_dataloader.dataset.update(data_root=str(tmp_path), ann_file='')
     sample = DATASETS.build(cfg.train_dataloader.dataset)[0]
     assert sample['inputs'].shape == (6, 640, 640) and 'unlabeled_masks_packed' not in sample['data_samples']
 
@@ -113,7 +113,7 @@ def test_dino_recipe_trains_two_iterations(tmp_path, tiny_clip_cfg):
     cfg.model.update(clip_resolution=(64, 64), class_names=['cat', 'dog'])
     cfg.model.data_preprocessor.update(size=(48, 48), dino_checkpoint=str(tmp_path / 'dino.pth'), dino_kwargs=tiny)
     cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
-    cfg.train_dataloader.dataset.update(data_root=str(tmp_path), img_suffix='.png')
+    cfg.train_dataloader.dataset.update(data_root=str(tmp_path), ann_file='', img_suffix='.png')
     cfg.train_dataloader.dataset.pipeline[1].update(short_edges=64, max_size=200, crop_size=(48, 48))
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=100)
     cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None

@@ -302,6 +302,7 @@ def test_configs_recipe(project_root, name):
     assert tuple(cfg.model.clip_resolution) == ((320, 320) if vit else (640, 640))
     assert cfg.model.finetune == ('attention' if vit else 'full')
     masks = cfg.train_dataloader.dataset.data_prefix.mask_path
+    assert cfg.train_dataloader.dataset.ann_file.endswith('index.npz')  # a sample index: no folder walk
     if 'dino' in name:  # online DINO k-means masks (the paper's); no mask files are read
         assert cfg.model.data_preprocessor.type == 'OnlineDINOMaskPreProcessor'
         assert cfg.model.data_preprocessor.num_clusters == 16
@@ -352,7 +353,7 @@ def test_runner_two_iterations_with_recipe(tmp_path, tiny_clip_cfg, project_root
     cfg.model.class_names = ['cat', 'dog']
     cfg.model.data_preprocessor.size = (48, 48)
     cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
-    cfg.train_dataloader.dataset.update(data_root=str(tmp_path), img_suffix='.png')
+    cfg.train_dataloader.dataset.update(data_root=str(tmp_path), ann_file='', img_suffix='.png')
     cfg.train_dataloader.dataset.pipeline[2].update(short_edges=64, max_size=200, crop_size=(48, 48))
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=100)
     cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None

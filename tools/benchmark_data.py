@@ -88,7 +88,7 @@ def pixelclip_loader(args):
               f'{args.masks} masks each) in {time.time() - t:.1f}s')
         cfg = Config.fromfile(osp.join(ROOT, 'configs/pixelclip/pixelclip_vitb16_sa1b.py'))
         ds_cfg = cfg.train_dataloader.dataset
-        ds_cfg.data_root = tmp
+        ds_cfg.update(data_root=tmp, ann_file='')  # the synthetic folder is scanned (index start-up: index-startup)
         dataset = DATASETS.build(ds_cfg)
         dataset[0]  # warm-up (imports, lazy init)
         t = time.time()

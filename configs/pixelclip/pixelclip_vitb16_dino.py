@@ -23,4 +23,4 @@ train_pipeline = [
     dict(type='PixelCLIPStrongView', mask_key=None),
     dict(type='PackPixelCLIPInputs'),
 ]
-train_dataloader = dict(dataset=dict(with_masks=False, pipeline=train_pipeline))
+train_dataloader = dict(dataset=dict(ann_file='images_index.npz', with_masks=False, pipeline=train_pipeline))

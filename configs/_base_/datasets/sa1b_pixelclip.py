@@ -23,8 +23,8 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    # At scale, give the sample index (`python data_prep/build_index.py sa1b data/sa1b data/sa1b/index.npz`):
-    # ann_file='index.npz' -- start-up then reads it instead of walking and stat-ing every image.
+    # The sample index (`python data_prep/build_index.py sa1b data/sa1b data/sa1b/index.npz`): start-up
+    # reads it instead of walking and stat-ing every image. ann_file='' scans the folders instead (small data).
     # A broken sample is logged and replaced (counted); more than 1% broken stops the run.
-    dataset=dict(type='SA1BDataset', data_root=sa1b_root, max_broken_fraction=0.01,
+    dataset=dict(type='SA1BDataset', data_root=sa1b_root, ann_file='index.npz', max_broken_fraction=0.01,
                  data_prefix=dict(img_path='images', mask_path=mask_folder), pipeline=train_pipeline))
