@@ -139,3 +139,41 @@ def test_compile_switch_through_the_runner(tmp_path):
     assert all(getattr(b, '_compiled_call_impl', None) is None for b in blocks)
     runner.call_hook('before_run')
     assert all(b._compiled_call_impl is not None for b in blocks)
+
+
+def test_segclip_joint_stage1_matches_two_passes():
+    """compute_losses runs stage 1 of the unmasked and the masked pass together: same losses
+    (float rounding), same gradients and the same random draws as the two passes one by one."""
+    from tests.test_segclip import tiny_segclip
+    model = tiny_segclip().train()
+    torch.manual_seed(1)
+    img = torch.randn(2, 3, 64, 64)
+    tokens = model.text_encoder.tokenize(['a dog on grass', 'two cats'], 32)
+    labels = torch.randint(0, 5, (2, 8, 8))
+
+    def grads(total):
+        model.zero_grad(set_to_none=True)
+        total.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    torch.manual_seed(0)
+    joint = model.compute_losses(img, tokens, labels)
+    g_joint = grads(sum(joint.values()))
+    torch.manual_seed(0)  # reference: the passes one after the other, as before
+    text = model.encode_text(tokens)
+    emb = model.backbone.embed(img)
+    enc = model.encode_image(img, tokens=emb)
+    ref = dict(loss_contrastive=model.loss_contrastive(enc['image_feature'], text, model.logit_scale),
+               loss_superpixel_kl=model.loss_superpixel(enc['hard_assign'], labels),
+               loss_reconstruction=model.reconstruction_loss(img, tokens=emb))
+    g_ref = grads(sum(ref.values()))
+    assert joint.keys() == ref.keys()
+    for k in ref:
+        torch.testing.assert_close(joint[k], ref[k], rtol=1e-5, atol=1e-6)
+    assert g_joint.keys() == g_ref.keys() and len(g_ref) > 50
+    for n in g_ref:
+        torch.testing.assert_close(g_joint[n], g_ref[n], rtol=1e-4, atol=1e-6, msg=n)
+    # the joint blocks themselves, against forward_blocks on each token set
+    a, b = torch.randn(2, 9, emb.shape[-1]), torch.randn(3, 4, emb.shape[-1])
+    for out, x in zip(model.backbone.forward_blocks_joint([a, b], 0, 3), (a, b)):
+        torch.testing.assert_close(out, model.backbone.forward_blocks(x, 0, 3), rtol=1e-5, atol=1e-5)

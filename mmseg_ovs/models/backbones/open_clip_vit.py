@@ -5,6 +5,7 @@ import torch
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import nn
+from torch.nn import functional as F
 
 from mmseg_ovs.models.clip.builder import build_open_clip, load_clip_weights_into
 from mmseg_ovs.models.clip.pos_embed import interpolate_pos_embed
@@ -102,6 +103,45 @@ class OpenCLIPViT(BaseModule):
         for block in self.blocks[start:end]:
             x = block(x)
         return x
+
+    def forward_blocks_joint(self, xs: Sequence[torch.Tensor], start: int = 0,
+                             end: Optional[int] = None) -> Tuple[torch.Tensor, ...]:
+        """``forward_blocks`` on several token sets of different lengths at once.
+
+        Args:
+            xs: batch-first token sets (B_i, L_i, width), e.g. the full and the masked pass.
+        Returns:
+            one output per input, equal to ``forward_blocks(x)`` up to float rounding: the
+            token-wise layers (LayerNorms, in/out projections, MLP) run once on all tokens
+            (larger matmuls; one weight gradient per layer instead of one per set, no
+            gradient accumulation), attention runs per set. Falls back to one
+            ``forward_blocks`` per set for blocks other than open_clip's self-attention block
+            and for compiled blocks (``compile_image_towers``).
+        """
+        blocks = list(self.blocks[start:end])
+        plain = all(type(b.attn) is nn.MultiheadAttention and b.attn._qkv_same_embed_dim
+                    and not hasattr(b, 'ln_1_kv') and b.attn.bias_k is None
+                    and b.attn.in_proj_bias is not None
+                    and (b.attn.dropout == 0 or not self.training)
+                    and getattr(b, '_compiled_call_impl', None) is None for b in blocks)
+        if not plain or len(xs) == 1:
+            return tuple(self.forward_blocks(x, start, end) for x in xs)
+        shapes = [x.shape[:2] for x in xs]
+        sizes = [b * n for b, n in shapes]
+        x = torch.cat([t.reshape(-1, t.shape[-1]) for t in xs])  # (sum B_i L_i, C)
+        for blk in blocks:
+            attn = blk.attn
+            heads, C = attn.num_heads, x.shape[-1]
+            qkv = F.linear(blk.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+            outs = []
+            for part, (b, n) in zip(qkv.split(sizes), shapes):
+                q, k, v = part.reshape(b, n, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
+                o = F.scaled_dot_product_attention(q, k, v)  # (b, heads, n, d)
+                outs.append(o.transpose(1, 2).reshape(b * n, C))
+            o = F.linear(torch.cat(outs), attn.out_proj.weight, attn.out_proj.bias)
+            x = x + blk.ls_1(o)
+            x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+        return tuple(t.reshape(b, n, -1) for t, (b, n) in zip(x.split(sizes), shapes))
 
     def project(self, tokens: torch.Tensor) -> torch.Tensor:
         """``ln_post`` then ``@ proj`` on every token: (..., width) -> (..., E)."""

@@ -147,17 +147,20 @@ class SegCLIP(BaseOVSSegmentor):
     # ------------------------------------------------------------------ encoders
     def encode_image(self, img: Tensor, gumbel_noise: Optional[Tensor] = None,
                      return_intermediates: bool = False,
-                     tokens: Optional[Tensor] = None) -> Dict[str, Tensor]:
+                     tokens: Optional[Tensor] = None,
+                     stage1: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Image encoder.
 
-        ``tokens`` (B, 1 + N, C): the ``embed`` output when already computed.
+        ``tokens`` (B, 1 + N, C): the ``embed`` output when already computed; ``stage1``
+        (B, N, C): the patch tokens after the first ``first_stage_layers`` blocks, likewise.
         Returns a dict with ``image_feature`` (B, E), ``region_features`` (B, L, E),
         ``soft_assign`` / ``hard_assign`` / ``assign_logits`` (B, L, N), and, with
         ``return_intermediates``, the per-stage tokens.
         """
         if tokens is None:
             tokens = self.backbone.embed(img)
-        h = self.backbone.forward_blocks(tokens[:, 1:], 0, self.first_stage_layers)
+        h = stage1 if stage1 is not None else \
+            self.backbone.forward_blocks(tokens[:, 1:], 0, self.first_stage_layers)
         g = self.neck(h, gumbel_noise=gumbel_noise, return_intermediates=return_intermediates)
         r = self.backbone.forward_blocks(g['group_tokens'], self.first_stage_layers)
         x = torch.cat([r.max(dim=1, keepdim=True)[0], r], dim=1)
@@ -181,15 +184,22 @@ class SegCLIP(BaseOVSSegmentor):
     def reconstruction_loss(self, img: Tensor, mask_noise: Optional[Tensor] = None,
                             gumbel_noise: Optional[Tensor] = None,
                             intermediates: Optional[dict] = None,
-                            tokens: Optional[Tensor] = None) -> Tensor:
+                            tokens: Optional[Tensor] = None,
+                            masking: Optional[tuple] = None,
+                            stage1: Optional[Tensor] = None) -> Tensor:
         """Second, masked pass: keep int(197 * 0.25) tokens (CLS always), stage 1 and the
         group module (train mode) on the visible patches, then the reconstruction branch.
-        ``tokens``: the ``embed`` output of ``img`` if already computed (it is not recomputed)."""
+        ``tokens``: the ``embed`` output of ``img`` if already computed (it is not recomputed);
+        ``masking``: the :func:`random_masking` output and ``stage1`` (B, K-1, C) the visible
+        patches after stage 1, if already computed (``compute_losses`` runs both passes' stage 1
+        together)."""
         if tokens is None:
             tokens = self.backbone.embed(img)
-        visible, mask, ids_restore, ids_keep = random_masking(tokens, self.mask_ratio,
-                                                              mask_noise)
-        h = self.backbone.forward_blocks(visible[:, 1:], 0, self.first_stage_layers)
+        if masking is None:
+            masking = random_masking(tokens, self.mask_ratio, mask_noise)
+        visible, mask, ids_restore, ids_keep = masking
+        h = stage1 if stage1 is not None else \
+            self.backbone.forward_blocks(visible[:, 1:], 0, self.first_stage_layers)
         g = self.neck(h, gumbel_noise=gumbel_noise)
         if intermediates is not None:
             intermediates.update(mask=mask, ids_restore=ids_restore, ids_keep=ids_keep,
@@ -208,7 +218,20 @@ class SegCLIP(BaseOVSSegmentor):
         text = self.encode_text(text_tokens)
         # patch embedding, positions and ln_pre once for both image passes
         tokens = self.backbone.embed(img)
-        enc = self.encode_image(img, gumbel_noise=gumbel_noise_main, tokens=tokens)
+        masking = stage1 = stage1_visible = None
+        if self.reconstruction is not None:
+            # stage 1 of both image passes at once (token-wise layers on all tokens, attention
+            # per pass; equal up to float rounding). The masked pass's noise is drawn after the
+            # unmasked pass's Gumbel noise, as when the passes run one after the other.
+            if gumbel_noise_main is None and self.neck.training:
+                B, N = tokens.shape[0], tokens.shape[1] - 1
+                gumbel_noise_main = -torch.empty(B, self.num_centres, N, device=tokens.device,
+                                                 dtype=torch.float32).exponential_().log()
+            masking = random_masking(tokens, self.mask_ratio, mask_noise)
+            stage1, stage1_visible = self.backbone.forward_blocks_joint(
+                [tokens[:, 1:], masking[0][:, 1:]], 0, self.first_stage_layers)
+        enc = self.encode_image(img, gumbel_noise=gumbel_noise_main, tokens=tokens,
+                                stage1=stage1)
         losses = {}
         if self.loss_contrastive is not None:
             loss, logits = self.loss_contrastive(enc['image_feature'], text, self.logit_scale,
@@ -225,7 +248,8 @@ class SegCLIP(BaseOVSSegmentor):
         if self.reconstruction is not None:
             rec = {} if extras is not None else None
             losses['loss_reconstruction'] = self.loss_reconstruction_weight * \
-                self.reconstruction_loss(img, mask_noise, gumbel_noise_mae, rec, tokens)
+                self.reconstruction_loss(img, mask_noise, gumbel_noise_mae, rec, tokens,
+                                         masking, stage1_visible)
             if extras is not None:
                 extras['reconstruction'] = rec
         return losses
