@@ -143,6 +143,9 @@ def _ddp_worker(rank, world, port, v, t, out):
     # gradients over ranks, i.e. the objective is the mean of the per-rank losses
     grads = torch.cat([vl.grad, tl.grad], 1)
     torch.save(dict(loss=loss.detach(), grad=grads / world), f'{out}_{rank}.pt')
+    # gloo's all-to-all (the gather's backward) may still have a send in flight: tearing the group
+    # down under it aborts the process ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 
