@@ -89,7 +89,12 @@ def test_text_encoder_matches_open_clip(reference_clip):
         torch.testing.assert_close(ours, model.encode_text(tokens), atol=1e-5, rtol=0)
         # Causal mask: the EOT feature of a short text does not depend on the padded length.
         short = encoder.encode_tokens(encoder.tokenize(texts[:2], context_length=32))
+        # a batch of short texts runs only up to its last EOT (9 of 77 positions here): same features
+        trimmed = encoder.encode_tokens(tokens[:2])
+        full = model.encode_text(tokens[:2])
+    assert int(tokens[:2].argmax(-1).max()) + 1 < 77 // 4
     torch.testing.assert_close(short, ours[:2], atol=1e-5, rtol=0)
+    torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=0)
 
 
 def test_text_encoder_templates_cache_and_vocabulary(reference_clip):
