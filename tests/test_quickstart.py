@@ -86,3 +86,11 @@ def test_autocast_inference_agrees_with_fp32_on_toy_checkpoints(quickstart, name
         amp = np.stack(OVSInferencer.label_maps(inferencer(images, batch_size=8)))
     assert len(np.unique(ref)) > 1
     assert (ref == amp).mean() >= min_agreement, (ref == amp).mean()
+
+
+def test_amp_agreement_script(quickstart):
+    """tools/amp_agreement.py prints each method's mixed-precision label agreement with fp32."""
+    proc = run_tool([sys.executable, 'tools/amp_agreement.py', '--quickstart', quickstart, '--methods', 'pixelclip',
+                     '--dtypes', 'bfloat16'], timeout=300)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith('pixelclip bfloat16:')]
+    assert line and float(line[0].rsplit(' ', 1)[1]) >= 0.99, proc.stdout
