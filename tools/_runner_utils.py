@@ -59,6 +59,9 @@ def add_reliability_defaults(cfg: Config) -> None:
     """What every run gets unless its config says otherwise (README "Reliability"):
 
     * ``ExactResumeHook`` in ``custom_hooks``: RNG states in checkpoints, restored on resume;
+    * ``AtomicCheckpointHook`` in place of MMEngine's ``CheckpointHook`` (same arguments): a kill while
+      saving never leaves the work dir without a complete checkpoint;
+    * ``BrokenSampleTallyHook``: the broken samples skipped, over all workers and ranks, logged per epoch;
     * a collective timeout (``env_cfg.dist_cfg.timeout``, seconds): a rank stuck in a collective
       whose peer is gone raises after this long instead of hanging.
     """
@@ -66,7 +69,12 @@ def add_reliability_defaults(cfg: Config) -> None:
     if not any(isinstance(h, dict) and h.get('type') in ('ExactResumeHook', 'mmseg.ExactResumeHook')
                for h in hooks):
         hooks.append(dict(type='ExactResumeHook'))
+    if not any(isinstance(h, dict) and str(h.get('type')).endswith('BrokenSampleTallyHook') for h in hooks):
+        hooks.append(dict(type='BrokenSampleTallyHook'))
     cfg.custom_hooks = hooks
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if isinstance(checkpoint, dict) and checkpoint.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook'):
+        checkpoint['type'] = 'AtomicCheckpointHook'
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
     dist_cfg.setdefault('timeout', DEFAULT_COLLECTIVE_TIMEOUT_S)
 
