@@ -6,6 +6,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from .sample_index import SampleIndex
+from .sample_tally import SampleTally
 
 __all__ = ['IndexedDataset', 'BrokenDataError']
 
@@ -27,9 +28,11 @@ class IndexedDataset(BaseDataset):
 
     Broken samples (unreadable image or mask file, bad RLE, wrong superpixel shape, ...): the error
     is logged with the sample's path and the sample is replaced by a random other one (mmengine's
-    refetch), counted per dataloader worker. When more than ``max_broken_fraction`` of the samples a
-    worker prepared (checked after ``broken_check_after`` samples) are broken, the run stops with
-    :class:`BrokenDataError`. ``max_broken_fraction=0`` re-raises the first error.
+    refetch), counted in :attr:`tally` (shared by all dataloader workers of the rank;
+    ``BrokenSampleTallyHook`` logs the tally summed over ranks at every epoch end). When more than
+    ``max_broken_fraction`` of the samples the rank prepared (checked after ``broken_check_after``
+    samples) are broken, the run stops with :class:`BrokenDataError`. ``max_broken_fraction=0``
+    re-raises the first error.
     """
 
     INDEX_COLUMNS = ()
@@ -38,7 +41,7 @@ class IndexedDataset(BaseDataset):
                  **kwargs):
         self.max_broken_fraction = float(max_broken_fraction)
         self.broken_check_after = int(broken_check_after)
-        self.num_prepared = self.num_broken = 0
+        self.tally = SampleTally()
         self._index: Optional[SampleIndex] = None
         self._rows = None
         super().__init__(*args, **kwargs)
@@ -94,23 +97,32 @@ class IndexedDataset(BaseDataset):
         return state
 
     # ------------------------------------------------------------------ broken samples
+    @property
+    def num_prepared(self) -> int:
+        """Samples prepared so far by this rank (main process and every dataloader worker)."""
+        return self.tally.prepared
+
+    @property
+    def num_broken(self) -> int:
+        """Broken samples skipped so far by this rank (main process and every dataloader worker)."""
+        return self.tally.broken
+
     def prepare_data(self, idx):
-        self.num_prepared += 1
+        self.tally.add(prepared=1)
         try:
             data = super().prepare_data(idx)
         except Exception as err:  # noqa: BLE001  (any broken input; the policy decides)
             if self.max_broken_fraction <= 0 or self.test_mode:
                 raise
-            self.num_broken += 1
+            prepared, broken = self.tally.add(broken=1)
             where = self._describe(idx)
-            if self.num_broken <= 100 or self.num_broken % 1000 == 0:
+            if broken <= 100 or broken % 1000 == 0:
                 print_log(f'{type(self).__name__}: skipped broken sample {where}: {type(err).__name__}: {err} '
-                          f'({self.num_broken} broken of {self.num_prepared} prepared in this worker)',
+                          f'({broken} broken of {prepared} prepared on this rank)',
                           logger='current', level=30)
-            if (self.num_prepared >= self.broken_check_after
-                    and self.num_broken > self.max_broken_fraction * self.num_prepared):
+            if prepared >= self.broken_check_after and broken > self.max_broken_fraction * prepared:
                 raise BrokenDataError(
-                    f'{type(self).__name__}: {self.num_broken} of {self.num_prepared} samples are broken '
+                    f'{type(self).__name__}: {broken} of {prepared} samples are broken '
                     f'(> max_broken_fraction={self.max_broken_fraction}); last: {where}: {err}. '
                     f'Fix or re-index the data (data_prep/build_index.py), or raise max_broken_fraction.'
                 ) from err

@@ -1,4 +1,6 @@
 """Hooks and runner helpers registered in mmseg/mmengine registries."""
+from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .broken_sample_tally_hook import BrokenSampleTallyHook
 from .checkpoint_settings_hook import CheckpointModelSettingsHook, apply_model_settings
 from .compile_towers_hook import CompileImageTowersHook, compile_image_towers
 from .cuda_precision_hook import CUDAPrecisionHook, get_cuda_precision, set_cuda_precision
@@ -11,7 +13,7 @@ from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook  # noqa: F40
 from .worker_init import worker_init_with_parent_death
 
 __all__ = [
-    'CheckpointModelSettingsHook', 'apply_model_settings', 'CompileImageTowersHook', 'compile_image_towers',
+    'AtomicCheckpointHook', 'BrokenSampleTallyHook', 'CheckpointModelSettingsHook', 'apply_model_settings', 'CompileImageTowersHook', 'compile_image_towers',
     'CUDAPrecisionHook', 'get_cuda_precision', 'set_cuda_precision', 'DeviceAwareDistributedDataParallel',
     'ExactResumeHook', 'MergedGroupsOptimWrapperConstructor', 'NonFiniteLossError', 'NonFiniteLossHook',
     'NormDecayOptimWrapperConstructor', 'worker_init_with_parent_death'
