@@ -94,3 +94,21 @@ def test_amp_agreement_script(quickstart):
                      '--dtypes', 'bfloat16'], timeout=300)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith('pixelclip bfloat16:')]
     assert line and float(line[0].rsplit(' ', 1)[1]) >= 0.99, proc.stdout
+
+
+@pytest.mark.parametrize('name', ['segclip', 'pixelclip', 'clip_baseline'])
+def test_export_onnx_on_toy_checkpoints(quickstart, name, tmp_path):
+    """tools/export_onnx.py on the trained toy checkpoints: onnxruntime's logits within 1e-4 of PyTorch's
+    and identical label maps (the tool's own verification, parsed from its report)."""
+    pytest.importorskip('onnxruntime')
+    work = {'segclip': 'segclip', 'pixelclip': 'pixelclip', 'clip_baseline': 'clip'}[name]
+    ckpt = sorted(glob.glob(osp.join(quickstart, work, 'iter_*.pth')))[-1]
+    out = str(tmp_path / f'{name}.onnx')
+    proc = run_tool([sys.executable, 'tools/export_onnx.py', f'configs/quickstart/{name}_toy.py', ckpt,
+                     '--vocab', 'circle,square|box,star', '--out', out, '--batch', '2', '--repeat', '3'],
+                    timeout=600)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith('verify ')]
+    assert line and osp.getsize(out) > 0, proc.stdout
+    report = json.loads(line[0].split(': ', 1)[1])
+    print(name, report)
+    assert report['max_abs'] <= 1e-4 and report['label_agreement'] == 1.0, report
