@@ -72,7 +72,10 @@ bg_thresh = dict(voc21=0.80, context60=0.25, coco_object=0.65)
 #   python data_prep/segclip_superpixels.py data/coco/images_224 data/superpixels/coco
 #   python data_prep/build_index.py cc3m data/cc3m data/cc3m/index.npz
 #   python data_prep/build_index.py coco data/coco data/coco/train_index.npz --img-dir images_224
-# A broken sample is logged and replaced (counted per worker); more than 1% broken stops the run.
+# A broken sample is logged and replaced (counted over the rank's workers); more than 1% broken stops
+# the run. Augmentations are seeded per sample (PerSampleSeedSampler + PerSampleSeedDataset: seed, epoch
+# and index decide them, not the worker), so a killed run resumed with --resume repeats the
+# uninterrupted one exactly although its 8 persistent workers are new.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadSuperpixels'),
@@ -88,16 +91,18 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     drop_last=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='PerSampleSeedSampler', shuffle=True),
     dataset=dict(
-        type='ConcatDataset',
-        datasets=[
-            dict(type='CC3MCaptionDataset', data_root='data/cc3m', ann_file='index.npz',
-                 superpixel_root='data/superpixels/cc3m', max_broken_fraction=0.01, pipeline=train_pipeline),
-            dict(type='COCOCaptionDataset', data_root='data/coco', ann_file='train_index.npz',
-                 img_dir='images_224', superpixel_root='data/superpixels/coco', max_broken_fraction=0.01,
-                 pipeline=train_pipeline),
-        ]))
+        type='PerSampleSeedDataset',
+        dataset=dict(
+            type='ConcatDataset',
+            datasets=[
+                dict(type='CC3MCaptionDataset', data_root='data/cc3m', ann_file='index.npz',
+                     superpixel_root='data/superpixels/cc3m', max_broken_fraction=0.01, pipeline=train_pipeline),
+                dict(type='COCOCaptionDataset', data_root='data/coco', ann_file='train_index.npz',
+                     img_dir='images_224', superpixel_root='data/superpixels/coco', max_broken_fraction=0.01,
+                     pipeline=train_pipeline),
+            ])))
 
 # ----------------------------------------------------------------------------- optimisation
 base_lr = 4e-3

@@ -52,6 +52,11 @@ def test_tally_is_shared_by_the_dataloader_workers(sa1b_with_broken_images):
     # every prepare either yields a sample or counts a broken one; the broken ones were all visited
     assert ds.tally.prepared - ds.tally.broken == yielded
     assert ds.tally.broken >= NUM_BROKEN and ds.num_broken == ds.tally.broken
+    from mmengine.dataset import ConcatDataset
+
+    from mmseg_ovs.datasets import PerSampleSeedDataset
+    from mmseg_ovs.engine.broken_sample_tally_hook import find_tallies
+    assert find_tallies(PerSampleSeedDataset(ConcatDataset([ds, ds]), seed=0)) == [ds.tally, ds.tally]
     clone = copy.deepcopy(ds)  # a copy outside process spawning counts on its own
     assert clone.tally.values() == ds.tally.values()
     clone.tally.add(prepared=5)

@@ -343,13 +343,16 @@ def test_mask_bits_numpy_and_torch_agree():
 
 
 def test_segclip_recipe_reads_indexes(tmp_path):
-    """configs/segclip_vitb16.py: CC3M + COCO through their sample indexes (ConcatDataset, lazy)."""
+    """configs/segclip_vitb16.py: CC3M + COCO through their sample indexes (ConcatDataset, lazy), seeded
+    per sample (the recipe's sampler's keys reach the right samples)."""
     from mmengine.config import Config
-    from mmseg.registry import DATASETS
+    from mmseg.registry import DATA_SAMPLERS, DATASETS
     from mmseg_ovs.datasets.sample_index import write_index
     _scope()
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/segclip_vitb16.py')).train_dataloader.dataset
-    cc3m, coco = cfg.datasets
+    loader = Config.fromfile(osp.join(ROOT, 'configs/segclip_vitb16.py')).train_dataloader
+    cfg = loader.dataset
+    assert cfg.type == 'PerSampleSeedDataset' and loader.sampler.type == 'PerSampleSeedSampler'
+    cc3m, coco = cfg.dataset.datasets
     assert cc3m.ann_file.endswith('.npz') and coco.ann_file.endswith('.npz')
     write_index(str(tmp_path / 'cc.npz'), dict(img=['00000/a.jpg', '00000/b.jpg'], caption=['x', 'y']))
     write_index(str(tmp_path / 'co.npz'), dict(img=['train2014/c.jpg'] * 3, caption=['p', 'q', 'r']))
@@ -359,6 +362,10 @@ def test_segclip_recipe_reads_indexes(tmp_path):
     assert len(ds) == 5
     info = ds.get_data_info(4)
     assert info['caption'] == 'r' and info['img_path'] == osp.join(str(tmp_path), coco.img_dir, 'train2014/c.jpg')
+    sampler = DATA_SAMPLERS.build(loader.sampler, default_args=dict(dataset=ds, seed=0))
+    sampler.set_epoch(2)
+    keys = list(sampler)
+    assert sorted(k - 3 * 5 for k in keys) == [0, 1, 2, 3, 4]  # epoch 2: keys (2 + 1) * N + index
 
 
 def test_build_index_sa1b_and_coco(tmp_path):

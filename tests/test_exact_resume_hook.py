@@ -3,7 +3,9 @@ from the python, numpy and torch generators of the main process (num_workers=0, 
 replay of a resume draws from them too), and validation in between. Stopping after the first
 checkpoint and resuming must give the uninterrupted run's losses and weights exactly; without the
 hook it does not. Validation runs right after the checkpoint (before the resume point), as in a
-real run with val_interval == checkpoint interval."""
+real run with val_interval == checkpoint interval. With persistent dataloader workers, the samples
+seeded per sample (PerSampleSeedSampler/Dataset) make the resume exact too."""
+import itertools
 import random
 
 import numpy as np
@@ -97,44 +99,6 @@ class CrashAfter(Hook):
             raise _Crash
 
 
-def test_epoch_loop_resumes_inside_the_epoch(tmp_path):
-    """Checkpoints every 3 iterations, 4 batches per epoch: the run stops at iteration 3 (epoch 1) and
-    resumes there instead of restarting epoch 1 (which would train its first 3 batches twice)."""
-    def run(work, resume_from=None, crash=None):
-        losses = {}
-
-        class Rec(Hook):
-            def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-                losses[runner.iter + 1] = float(outputs['loss'])
-
-        torch.manual_seed(1)
-        runner = Runner(
-            model=NoisyModel(), work_dir=work,
-            train_dataloader=dict(dataset=NoisyDataset(), sampler=dict(type='DefaultSampler', shuffle=True),
-                                  batch_size=2, num_workers=0, collate_fn=dict(type='default_collate')),
-            train_cfg=dict(by_epoch=True, max_epochs=3), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-            default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=3),
-                               sampler_seed=dict(type='DistSamplerSeedHook'),
-                               logger=dict(type='LoggerHook', interval=100)),
-            custom_hooks=[ExactResumeHook()], randomness=dict(seed=0), resume=resume_from is not None,
-            load_from=resume_from, default_scope='mmengine')
-        runner.register_hook(Rec())
-        if crash:
-            runner.register_hook(CrashAfter(crash))
-        try:
-            runner.train()
-        except _Crash:
-            pass
-        return losses, runner.model.state_dict()
-
-    ref, ref_w = run(str(tmp_path / 'straight'))
-    run(str(tmp_path / 'cut'), crash=3)
-    got, got_w = run(str(tmp_path / 'cut'), resume_from=str(tmp_path / 'cut' / 'iter_3.pth'))
-    assert sorted(got) == list(range(4, 13)) and sorted(ref) == list(range(1, 13))  # 12 = 3 epochs x 4
-    assert max(abs(got[i] - ref[i]) for i in got) <= 1e-6
-    assert max(float((got_w[k] - ref_w[k]).abs().max()) for k in got_w) <= 1e-6
-
-
 @pytest.mark.parametrize('by_epoch,first,total,ckpt', [(False, 3, 7, 'iter_3.pth'), (True, 1, 3, 'epoch_1.pth')])
 def test_resume_repeats_the_uninterrupted_run(tmp_path, by_epoch, first, total, ckpt):
     ref_losses, ref_weights = _run(str(tmp_path / 'straight'), by_epoch, total)
@@ -149,3 +113,95 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path, by_epoch, first, total, 
     plain, _ = _run(str(tmp_path / 'cut_plain'), by_epoch, total, exact=False,
                     resume_from=str(tmp_path / 'cut_plain' / ckpt))
     assert max(abs(plain[i] - ref_losses[i]) for i in later) > 1e-4
+
+
+class NoisierDataset(NoisyDataset):
+    def __getitem__(self, i):  # torch draws too (as torchvision's colour jitter does)
+        item = super().__getitem__(i)
+        item['inputs'] = item['inputs'] + torch.rand(4) * 0.1
+        return item
+
+
+_RUN_IDS = itertools.count()  # a new experiment (and default scope) per Runner, even within one second
+
+
+def _run_workers(work, max_epochs, per_sample_seed, resume_from=None, crash=None, num_workers=2):
+    """Epoch-based, dataloader workers (persistent) drawing the augmentation noise, checkpoints every 3
+    iterations (4 batches per epoch); ``crash``: end abruptly after that iteration."""
+    losses = {}
+
+    class Rec(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            losses[runner.iter + 1] = float(outputs['loss'])
+
+    dataset = dict(type='PerSampleSeedDataset', dataset=NoisierDataset()) if per_sample_seed else NoisierDataset()
+    sampler = 'PerSampleSeedSampler' if per_sample_seed else 'DefaultSampler'
+    torch.manual_seed(1)
+    runner = Runner(
+        model=NoisyModel(), work_dir=work,
+        train_dataloader=dict(dataset=dataset, sampler=dict(type=sampler, shuffle=True), batch_size=2,
+                              num_workers=num_workers, persistent_workers=num_workers > 0,
+                              collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=3),
+                           sampler_seed=dict(type='DistSamplerSeedHook'),
+                           logger=dict(type='LoggerHook', interval=100)),
+        custom_hooks=[ExactResumeHook()], randomness=dict(seed=0), resume=resume_from is not None,
+        load_from=resume_from, default_scope='mmseg', experiment_name=f'per_sample_seed_{next(_RUN_IDS)}')
+    runner.register_hook(Rec())
+    if crash:
+        runner.register_hook(CrashAfter(crash))
+    try:
+        runner.train()
+    except _Crash:
+        pass
+    return losses, {k: v.clone() for k, v in runner.model.state_dict().items()}
+
+
+def test_epoch_loop_resumes_inside_the_epoch(tmp_path):
+    """Checkpoints every 3 iterations, 4 batches per epoch: the run stops at iteration 3 (epoch 1) and
+    resumes there instead of restarting epoch 1 (which would train its first 3 batches twice)."""
+    ref, ref_w = _run_workers(str(tmp_path / 'straight'), 3, False, num_workers=0)
+    _run_workers(str(tmp_path / 'cut'), 3, False, crash=3, num_workers=0)
+    got, got_w = _run_workers(str(tmp_path / 'cut'), 3, False, resume_from=str(tmp_path / 'cut' / 'iter_3.pth'),
+                              num_workers=0)
+    assert sorted(got) == list(range(4, 13)) and sorted(ref) == list(range(1, 13))  # 12 = 3 epochs x 4
+    assert max(abs(got[i] - ref[i]) for i in got) <= 1e-6
+    assert max(float((got_w[k] - ref_w[k]).abs().max()) for k in got_w) <= 1e-6
+
+
+def test_per_sample_seed_makes_resume_exact_with_persistent_workers(tmp_path):
+    """With dataloader workers, their generators restart at a resume: the resumed run's augmentations
+    differ (checked, plain sampler). Seeded per sample (PerSampleSeedSampler/Dataset) the resume at an
+    epoch end (iteration 12) and inside an epoch (iteration 3) repeat the uninterrupted run exactly,
+    also with another number of workers."""
+    import mmseg_ovs  # noqa: F401  (registration)
+    ref, ref_w = _run_workers(str(tmp_path / 'straight'), 4, True)
+    assert sorted(ref) == list(range(1, 17))
+    _run_workers(str(tmp_path / 'cut'), 4, True, crash=12)
+    for ckpt, workers in (('iter_12.pth', 2), ('iter_3.pth', 1)):
+        got, got_w = _run_workers(str(tmp_path / 'cut'), 4, True, resume_from=str(tmp_path / 'cut' / ckpt),
+                                  num_workers=workers)
+        first = int(ckpt[5:-4]) + 1
+        assert sorted(got) == list(range(first, 17)), (ckpt, sorted(got))
+        assert max(abs(got[i] - ref[i]) for i in got) <= 1e-6, ckpt
+        assert max(float((got_w[k] - ref_w[k]).abs().max()) for k in got_w) <= 1e-6, ckpt
+    # the same with the workers' own generators: the resumed epochs draw other augmentations
+    plain_ref, _ = _run_workers(str(tmp_path / 'plain_straight'), 4, False)
+    _run_workers(str(tmp_path / 'plain_cut'), 4, False, crash=12)
+    plain, _ = _run_workers(str(tmp_path / 'plain_cut'), 4, False,
+                            resume_from=str(tmp_path / 'plain_cut' / 'iter_12.pth'))
+    assert max(abs(plain[i] - plain_ref[i]) for i in plain) > 1e-4
+
+
+def test_per_sample_seed_dataset_refuses_plain_indices():
+    from mmseg_ovs.datasets import PerSampleSeedDataset
+    ds = PerSampleSeedDataset(NoisierDataset(), seed=3)
+    assert len(ds) == 8
+    a, b = ds[8 + 5], ds[8 + 5]  # epoch 0, sample 5: the same draws twice, the caller's streams untouched
+    state = torch.get_rng_state()
+    c = ds[16 + 5]  # epoch 1: other draws
+    assert torch.equal(state, torch.get_rng_state())
+    assert torch.equal(a['inputs'], b['inputs']) and not torch.equal(a['inputs'], c['inputs'])
+    with pytest.raises(IndexError, match='PerSampleSeedSampler'):
+        ds[5]

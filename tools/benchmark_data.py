@@ -150,7 +150,7 @@ def segclip_loader(args):
         sp_lib.store_lib.build_table(store)
         write_index(osp.join(tmp, 'index.npz'), dict(img=names, caption=['a photo of a thing on a table'] * len(names)))
         print(f'wrote {args.images} synthetic 224-short-side photos with superpixels in {time.time() - t:.1f}s')
-        ds_cfg = cfg.train_dataloader.dataset.datasets[0]
+        ds_cfg = cfg.train_dataloader.dataset.dataset.datasets[0]  # PerSampleSeedDataset(ConcatDataset([CC3M, COCO]))
         ds_cfg.update(data_root=tmp, ann_file='index.npz', superpixel_root=store)
         dataset = DATASETS.build(ds_cfg)
         dataset[0]

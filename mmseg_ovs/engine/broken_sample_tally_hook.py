@@ -10,17 +10,19 @@ from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
+from mmseg_ovs.datasets.per_sample_seed import PerSampleSeedDataset
 from mmseg_ovs.datasets.sample_tally import SampleTally
 
 __all__ = ['BrokenSampleTallyHook', 'find_tallies']
 
 
 def find_tallies(dataset) -> List[SampleTally]:
-    """The :class:`SampleTally` of every dataset inside ``dataset`` (through Concat/Repeat/ClassBalanced)."""
+    """The :class:`SampleTally` of every dataset inside ``dataset`` (through Concat/Repeat/ClassBalanced
+    and ``PerSampleSeedDataset``)."""
+    if isinstance(dataset, (RepeatDataset, ClassBalancedDataset, PerSampleSeedDataset)):
+        return find_tallies(dataset.dataset)
     if isinstance(dataset, ConcatDataset) or hasattr(dataset, 'datasets'):
         return [t for d in dataset.datasets for t in find_tallies(d)]
-    if isinstance(dataset, (RepeatDataset, ClassBalancedDataset)):
-        return find_tallies(dataset.dataset)
     tally = getattr(dataset, 'tally', None)
     return [tally] if isinstance(tally, SampleTally) else []
 

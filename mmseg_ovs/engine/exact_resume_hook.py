@@ -18,8 +18,10 @@ This hook (added to every run by ``tools/``; see ``tools/_runner_utils.py``)
   resume in between sees the same random stream as one without;
 * resumes an ``EpochBasedTrainLoop`` inside an epoch where it stopped (MMEngine would restart the
   epoch and train its first part twice): the resumed epoch's sampler skips the samples already
-  trained. Exact with ``num_workers=0``; with workers, their augmentation streams restart at the
-  resume (the batches are the right ones, their random augmentations differ).
+  trained (all of them when an iteration checkpoint came after its last batch). Exact with
+  ``num_workers=0``, or with dataloader workers whose samples are seeded per sample
+  (``PerSampleSeedSampler``/``PerSampleSeedDataset``, the SegCLIP recipe); other workers' augmentation
+  streams restart at a resume (the batches are the right ones, their random augmentations differ).
 """
 import itertools
 import logging
@@ -147,8 +149,10 @@ class ExactResumeHook(Hook):
             n_batches = len(loop.dataloader)
             done = loop.iter - loop.epoch * n_batches  # batches of the resumed epoch already trained
             batch_sampler = getattr(loop.dataloader, 'batch_sampler', None)
-            if 0 < done < n_batches and batch_sampler is not None and hasattr(batch_sampler, 'sampler'):
-                # MMEngine's EpochBasedTrainLoop would restart the epoch: skip what was trained instead
+            if 0 < done <= n_batches and batch_sampler is not None and hasattr(batch_sampler, 'sampler'):
+                # MMEngine's EpochBasedTrainLoop would restart the epoch: skip what was trained instead (all
+                # of it when an iteration checkpoint came after the epoch's last batch: only the epoch's
+                # end, its hooks, schedulers and validation, runs then)
                 self._skipping = (batch_sampler, batch_sampler.sampler)
                 batch_sampler.sampler = _SkipFirstSamples(batch_sampler.sampler, done * batch_sampler.batch_size,
                                                           state)
