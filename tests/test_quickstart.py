@@ -96,19 +96,30 @@ def test_amp_agreement_script(quickstart):
     assert line and float(line[0].rsplit(' ', 1)[1]) >= 0.99, proc.stdout
 
 
-@pytest.mark.parametrize('name', ['segclip', 'pixelclip', 'clip_baseline'])
-def test_export_onnx_on_toy_checkpoints(quickstart, name, tmp_path):
-    """tools/export_onnx.py on the trained toy checkpoints: onnxruntime's logits within 1e-4 of PyTorch's
-    and identical label maps (the tool's own verification, parsed from its report)."""
+def test_export_onnx_on_toy_checkpoints(quickstart, tmp_path):
+    """tools/export_onnx.py on the three trained toy checkpoints (run side by side): onnxruntime's logits
+    within 1e-4 of PyTorch's (2e-6 of the largest logit where that is more) and identical label maps (the
+    tool's own verification, parsed from its report)."""
+    import os
+    import subprocess
     pytest.importorskip('onnxruntime')
-    work = {'segclip': 'segclip', 'pixelclip': 'pixelclip', 'clip_baseline': 'clip'}[name]
-    ckpt = sorted(glob.glob(osp.join(quickstart, work, 'iter_*.pth')))[-1]
-    out = str(tmp_path / f'{name}.onnx')
-    proc = run_tool([sys.executable, 'tools/export_onnx.py', f'configs/quickstart/{name}_toy.py', ckpt,
-                     '--vocab', 'circle,square|box,star', '--out', out, '--batch', '2', '--repeat', '3'],
-                    timeout=600)
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith('verify ')]
-    assert line and osp.getsize(out) > 0, proc.stdout
-    report = json.loads(line[0].split(': ', 1)[1])
-    print(name, report)
-    assert report['max_abs'] <= 1e-4 and report['label_agreement'] == 1.0, report
+    procs = {}
+    for name, work in (('segclip', 'segclip'), ('pixelclip', 'pixelclip'), ('clip_baseline', 'clip')):
+        ckpt = sorted(glob.glob(osp.join(quickstart, work, 'iter_*.pth')))[-1]
+        out = str(tmp_path / f'{name}.onnx')
+        procs[name] = (out, subprocess.Popen(
+            [sys.executable, 'tools/export_onnx.py', f'configs/quickstart/{name}_toy.py', ckpt, '--vocab',
+             'circle,square|box,star', '--out', out, '--batch', '2', '--repeat', '1'],
+            cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1'), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    for name, (out, proc) in procs.items():
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f'{name}:\n{stdout[-3000:]}\n{stderr[-3000:]}'
+        line = [ln for ln in stdout.splitlines() if ln.startswith('verify ')]
+        assert line and osp.getsize(out) > 0, stdout
+        report = json.loads(line[0].split(': ', 1)[1])
+        print(name, report)
+        # 1e-4, or float32 rounding where logits are large (the baseline's are 100 x cosine, up to ~90 on
+        # the toy checkpoint: 1e-4 is ~13 float32 ulps there, and onnxruntime sums in another order)
+        assert report['max_abs'] <= max(1e-4, 2e-6 * report['max_abs_logit']), (name, report)
+        assert report['label_agreement'] == 1.0, (name, report)

@@ -10,8 +10,8 @@ CLIP baseline; 0-255 in the model's channel order, BGR by default, for PixelCLIP
 except in slide mode (the crop grid depends on the image size; only the batch is dynamic there,
 the image size is --shape). The text tower is not exported: a new vocabulary needs a new export.
 The export is checked with onnxruntime against PyTorch on a random input (max-abs logit
-difference, label-map agreement, and the median CPU seconds per image of both over --repeat
-alternating runs are printed) unless --no-verify.
+difference next to the largest logit, label-map agreement, and the median CPU seconds per image of
+both over --repeat alternating runs are printed) unless --no-verify.
 """
 import argparse
 import json
@@ -94,7 +94,7 @@ def main():
         times['onnxruntime'].append((time.perf_counter() - t0) / args.batch)
     ref_logits = torch.stack([ds.seg_logits.data for ds in ref]).numpy()
     ref_labels = np.stack([ds.pred_sem_seg.data[0].numpy() for ds in ref])
-    report = dict(max_abs=float(np.abs(got - ref_logits).max()),
+    report = dict(max_abs=float(np.abs(got - ref_logits).max()), max_abs_logit=float(np.abs(ref_logits).max()),
                   label_agreement=float((got.argmax(1) == ref_labels).mean()),
                   image=list(shape), batch=args.batch, threads=torch.get_num_threads(),
                   torch_s_per_image=float(np.median(times['torch'])),
