@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 import torch
 
 from mmseg_ovs.utils.checkpoint import safe_torch_load
@@ -70,51 +69,58 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _run(work, hook_type, kill_mode='none', kill_step=0, resume=False):
+def _start(work, hook_type, kill_mode='none', kill_step=0, resume=False):
     script = osp.join(work, 'train_script.py')
     os.makedirs(work, exist_ok=True)
     with open(script, 'w') as f:
         f.write(SCRIPT)
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, script, work, hook_type, kill_mode, str(kill_step),
-                           'resume' if resume else 'fresh'], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    return subprocess.Popen([sys.executable, script, work, hook_type, kill_mode, str(kill_step),
+                             'resume' if resume else 'fresh'], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait(*procs):
+    """Wait for trainers started side by side; returns (returncode, stderr) of each."""
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    return [(p.returncode, err) for p, err in zip(procs, errs)]
 
 
 def _checkpoints(work):
     return sorted(osp.basename(p) for p in glob.glob(osp.join(work, '*.pth*')))
 
 
-@pytest.mark.parametrize('kill_mode', ['before_write', 'during_write'])
-def test_kill_while_saving_keeps_a_complete_checkpoint(tmp_path, kill_mode):
+def test_kill_while_saving_keeps_a_complete_checkpoint(tmp_path):
+    """Killed before the new checkpoint's first byte, and during its write (both runs side by side)."""
     from mmseg_ovs.engine.resume_checkpoint import check_checkpoint_readable, find_resume_checkpoint
-    work = str(tmp_path / 'work')
-    res = _run(work, 'AtomicCheckpointHook', kill_mode, kill_step=3)
-    assert res.returncode == -9, res.stderr[-3000:]
-    names = _checkpoints(work)
-    complete = [n for n in names if n.endswith('.pth')]
-    assert complete in (['iter_2.pth'], ['iter_3.pth'], ['iter_2.pth', 'iter_3.pth']), names
-    for n in complete:
-        check_checkpoint_readable(osp.join(work, n))  # never a truncated file under a final name
-    pointer = open(osp.join(work, 'last_checkpoint')).read()
-    assert osp.basename(pointer) in complete, pointer
-    path, skipped = find_resume_checkpoint(work)
-    assert path is not None and skipped == []
+    works = {mode: str(tmp_path / mode) for mode in ('before_write', 'during_write')}
+    results = _wait(*[_start(work, 'AtomicCheckpointHook', mode, kill_step=3) for mode, work in works.items()])
+    for (mode, work), (code, err) in zip(works.items(), results):
+        assert code == -9, (mode, err[-3000:])
+        names = _checkpoints(work)
+        complete = [n for n in names if n.endswith('.pth')]
+        assert complete in (['iter_2.pth'], ['iter_3.pth'], ['iter_2.pth', 'iter_3.pth']), (mode, names)
+        for n in complete:
+            check_checkpoint_readable(osp.join(work, n))  # never a truncated file under a final name
+        pointer = open(osp.join(work, 'last_checkpoint')).read()
+        assert osp.basename(pointer) in complete, (mode, pointer)
+        path, skipped = find_resume_checkpoint(work)
+        assert path is not None and skipped == [], mode
 
-    res = _run(work, 'AtomicCheckpointHook', resume=True)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert _checkpoints(work) == ['iter_6.pth']  # stale .tmp removed, max_keep_ckpts=1 honoured
-    ckpt = safe_torch_load(osp.join(work, 'iter_6.pth'))
-    assert ckpt['meta']['iter'] == 6
-    assert ckpt['message_hub']['runtime_info']['keep_ckpt_ids'] == [6]
+    results = _wait(*[_start(work, 'AtomicCheckpointHook', resume=True) for work in works.values()])
+    for (mode, work), (code, err) in zip(works.items(), results):
+        assert code == 0, (mode, err[-3000:])
+        assert _checkpoints(work) == ['iter_6.pth'], mode  # stale .tmp removed, max_keep_ckpts=1 honoured
+        ckpt = safe_torch_load(osp.join(work, 'iter_6.pth'))
+        assert ckpt['meta']['iter'] == 6
+        assert ckpt['message_hub']['runtime_info']['keep_ckpt_ids'] == [6]
 
 
 def test_uninterrupted_run_matches_mmengine_checkpoint_hook(tmp_path):
     """Same files, same checkpoint content (but the write order) as MMEngine's CheckpointHook."""
     ours, theirs = str(tmp_path / 'ours'), str(tmp_path / 'theirs')
-    for work, hook in ((ours, 'AtomicCheckpointHook'), (theirs, 'CheckpointHook')):
-        res = _run(work, hook)
-        assert res.returncode == 0, res.stderr[-3000:]
+    for code, err in _wait(_start(ours, 'AtomicCheckpointHook'), _start(theirs, 'CheckpointHook')):
+        assert code == 0, err[-3000:]
     assert _checkpoints(ours) == _checkpoints(theirs) == ['iter_6.pth']
     a = safe_torch_load(osp.join(ours, 'iter_6.pth'))
     b = safe_torch_load(osp.join(theirs, 'iter_6.pth'))
