@@ -114,7 +114,8 @@ class IndexedDataset(BaseDataset):
         except Exception as err:  # noqa: BLE001  (any broken input; the policy decides)
             if self.max_broken_fraction <= 0 or self.test_mode:
                 raise
-            prepared, broken = self.tally.add(broken=1)
+            self.tally.add(broken=1)
+            prepared, broken = self.tally.values()
             where = self._describe(idx)
             if broken <= 100 or broken % 1000 == 0:
                 print_log(f'{type(self).__name__}: skipped broken sample {where}: {type(err).__name__}: {err} '

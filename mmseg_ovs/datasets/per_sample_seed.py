@@ -20,8 +20,8 @@ queue) instead of indices; the dataset decodes them, seeds python's ``random``, 
 torch's CPU generator with ``SeedSequence([seed, epoch, index])``, prepares ``dataset[index]`` and
 restores the generators it found when it runs in the main process (its own streams, e.g. the
 model's noise, are not touched when ``num_workers=0``). Cost per sample: ~40 us in a worker (against
-~5 ms for the SegCLIP pipeline), ~0.4 ms in the main process. A broken sample's replacement (mmengine's refetch) is drawn from the
-same seeded stream, so it is reproducible too. Given a plain index (another sampler) the dataset
+~5 ms for the SegCLIP pipeline), ~0.4 ms in the main process. A broken sample's replacement
+(mmengine's refetch) is drawn from the same seeded stream, so it is reproducible too. Given a plain index (another sampler) the dataset
 raises instead of silently giving a sample the same augmentation in every epoch.
 """
 import random
@@ -61,7 +61,6 @@ class PerSampleSeedDataset(torch.utils.data.Dataset):
     def __init__(self, dataset, seed: Optional[int] = None):
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
         self.seed = sync_random_seed() if seed is None else int(seed)
-        self.metainfo = getattr(self.dataset, 'metainfo', {})
 
     def __len__(self) -> int:
         return len(self.dataset)

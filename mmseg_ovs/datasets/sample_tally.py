@@ -12,13 +12,14 @@ from multiprocessing import context as mp_context
 from multiprocessing.sharedctypes import RawArray
 from typing import Tuple
 
+from torch.utils.data import get_worker_info
+
 __all__ = ['SampleTally']
 
 MAX_SLOTS = 256  # slot 0: the main process; slot 1 + k: dataloader worker k (mod 255 beyond)
 
 
 def _slot() -> int:
-    from torch.utils.data import get_worker_info
     info = get_worker_info()
     return 0 if info is None else 1 + info.id % (MAX_SLOTS - 1)
 
@@ -32,12 +33,11 @@ class SampleTally:
         self._counts = RawArray('q', 2 * MAX_SLOTS)
         self._counts[0], self._counts[1] = int(prepared), int(broken)
 
-    def add(self, prepared: int = 0, broken: int = 0) -> Tuple[int, int]:
-        """Add to this process's counters; returns the rank's new totals ``(prepared, broken)``."""
+    def add(self, prepared: int = 0, broken: int = 0) -> None:
+        """Add to this process's counters (two shared-memory increments; no sum over slots)."""
         slot = _slot()
         self._counts[2 * slot] += prepared
         self._counts[2 * slot + 1] += broken
-        return self.values()
 
     def values(self) -> Tuple[int, int]:
         """The totals ``(prepared, broken)`` over the main process and every worker."""

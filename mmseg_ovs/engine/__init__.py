@@ -13,7 +13,8 @@ from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook  # noqa: F40
 from .worker_init import worker_init_with_parent_death
 
 __all__ = [
-    'AtomicCheckpointHook', 'BrokenSampleTallyHook', 'CheckpointModelSettingsHook', 'apply_model_settings', 'CompileImageTowersHook', 'compile_image_towers',
+    'AtomicCheckpointHook', 'BrokenSampleTallyHook', 'CheckpointModelSettingsHook', 'apply_model_settings',
+    'CompileImageTowersHook', 'compile_image_towers',
     'CUDAPrecisionHook', 'get_cuda_precision', 'set_cuda_precision', 'DeviceAwareDistributedDataParallel',
     'ExactResumeHook', 'MergedGroupsOptimWrapperConstructor', 'NonFiniteLossError', 'NonFiniteLossHook',
     'NormDecayOptimWrapperConstructor', 'worker_init_with_parent_death'

@@ -5,9 +5,10 @@ over the whole run including earlier runs it resumed)."""
 from typing import List, Tuple
 
 import torch
-from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
+from mmengine.dataset import ClassBalancedDataset, RepeatDataset
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
+from mmengine.runner import EpochBasedTrainLoop
 from mmseg.registry import HOOKS
 
 from mmseg_ovs.datasets.per_sample_seed import PerSampleSeedDataset
@@ -21,7 +22,7 @@ def find_tallies(dataset) -> List[SampleTally]:
     and ``PerSampleSeedDataset``)."""
     if isinstance(dataset, (RepeatDataset, ClassBalancedDataset, PerSampleSeedDataset)):
         return find_tallies(dataset.dataset)
-    if isinstance(dataset, ConcatDataset) or hasattr(dataset, 'datasets'):
+    if hasattr(dataset, 'datasets'):  # ConcatDataset and the like
         return [t for d in dataset.datasets for t in find_tallies(d)]
     tally = getattr(dataset, 'tally', None)
     return [tally] if isinstance(tally, SampleTally) else []
@@ -43,6 +44,7 @@ class BrokenSampleTallyHook(Hook):
 
     def __init__(self, interval: int = 1000):
         self.interval = int(interval)
+        self._tallies: List[SampleTally] = []
         self._reported: Tuple[int, int] = (0, 0)  # this rank's (prepared, broken) at the last report
 
     def before_train(self, runner) -> None:
@@ -54,7 +56,7 @@ class BrokenSampleTallyHook(Hook):
         return sum(v[0] for v in values), sum(v[1] for v in values)
 
     def _report(self, runner, where: str) -> None:
-        if not getattr(self, '_tallies', None):
+        if not self._tallies:
             return
         now = self._rank_values()
         delta = torch.tensor([now[0] - self._reported[0], now[1] - self._reported[1]], dtype=torch.float64)
@@ -72,7 +74,7 @@ class BrokenSampleTallyHook(Hook):
 
     @staticmethod
     def _by_epoch(runner) -> bool:
-        return type(runner.train_loop).__name__.startswith('EpochBased')
+        return isinstance(runner.train_loop, EpochBasedTrainLoop)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if not self._by_epoch(runner) and self.every_n_train_iters(runner, self.interval):
